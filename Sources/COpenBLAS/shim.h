@@ -1,0 +1,7 @@
+#ifndef REIN_COPENBLAS_SHIM_H
+#define REIN_COPENBLAS_SHIM_H
+#include <cblas.h>
+// OpenBLAS extensions declared by its cblas.h; repeated here for the reader:
+//   void openblas_set_num_threads(int), int openblas_get_num_threads(void),
+//   char *openblas_get_corename(void), char *openblas_get_config(void).
+#endif

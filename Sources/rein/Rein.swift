@@ -1,0 +1,12 @@
+import ArgumentParser
+import TensorCore
+
+@main
+struct Rein: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rein",
+        abstract: "RLHF alignment on your own machine: pretrain, SFT, reward models, PPO and DPO.",
+        version: "0.1.0",
+        subcommands: []
+    )
+}
