@@ -94,7 +94,7 @@ func binary<K: BinaryKernel>(_ a: Tensor, _ b: Tensor, _: K.Type) -> Tensor {
         }
     }
     record(out, inputs: [a, b]) { _, g in
-        let gp = g.data
+        let gp = g.data, ap = a.data, bp = b.data
         for (side, t) in [(0, a), (1, b)] where t.requiresGrad {
             if t.count == n {
                 let (d, acc) = t.gradBuffer()
@@ -142,7 +142,7 @@ public func `where`(_ condition: Tensor, _ a: Tensor, _ b: Tensor) -> Tensor {
         while i < hi { op[i] = cp[i] != 0 ? ap[i] : bp[i]; i &+= 1 }
     }
     record(out, inputs: [a, b]) { _, g in
-        let gp = g.data
+        let gp = g.data, cp = condition.data
         for (pickA, t) in [(true, a), (false, b)] where t.requiresGrad {
             let (d, acc) = t.gradBuffer()
             parallelFor(n, grain: elementGrain) { _, lo, hi in

@@ -158,7 +158,7 @@ public func clamp(_ x: Tensor, min lo: Float, max hi: Float) -> Tensor {
     }
     record(out, inputs: [x]) { _, g in
         let (dx, acc) = x.gradBuffer()
-        let gp = g.data
+        let gp = g.data, xp = x.data
         parallelFor(x.count, grain: elementGrain) { _, a, b in
             var i = a
             while i < b {

@@ -1,0 +1,87 @@
+import COpenBLAS
+
+/// C (M×N, row stride ldc) = alpha · op(A) · op(B) + beta · C, row-major, through `cblas_sgemm`.
+/// op(A) is M×K (A stored K×M when `transA`), op(B) is K×N (B stored N×K when `transB`).
+@inline(__always)
+func sgemm(_ transA: Bool, _ transB: Bool, _ M: Int, _ N: Int, _ K: Int, alpha: Float = 1,
+           _ A: UnsafePointer<Float>, _ lda: Int, _ B: UnsafePointer<Float>, _ ldb: Int,
+           beta: Float, _ C: UnsafeMutablePointer<Float>, _ ldc: Int) {
+    guard M > 0 && N > 0 else { return }
+    if K == 0 {
+        // BLAS leaves C untouched when K == 0 only if beta == 1; make the empty sum explicit.
+        if beta == 0 { for r in 0..<M { (C + r &* ldc).update(repeating: 0, count: N) } }
+        return
+    }
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(M), Int32(N), Int32(K), alpha, A, Int32(lda), B, Int32(ldb), beta, C, Int32(ldc))
+}
+
+/// Matrix product over the last two dimensions, with optional transposes.
+///
+/// - `a`: `[..., M, K]` (or `[..., K, M]` with `transposeA`); `b`: `[K, N]` (or `[N, K]` with
+///   `transposeB`), or batched `[..., K, N]` with the same leading dimensions as `a`.
+/// - Returns `[..., M, N]`.
+///
+/// When `b` is a plain matrix and `a` is not transposed, the leading dimensions of `a` fold into M
+/// and the whole product is one `sgemm` call (a linear layer over `[B, T, C]`), forward and backward.
+public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) -> Tensor {
+    precondition(a.rank >= 2 && b.rank >= 2, "matmul needs matrices, got \(a.shape) and \(b.shape)")
+    let aRows = a.shape[a.rank - 2], aCols = a.shape[a.rank - 1]
+    let bRows = b.shape[b.rank - 2], bCols = b.shape[b.rank - 1]
+    let M = transposeA ? aCols : aRows, K = transposeA ? aRows : aCols
+    let Kb = transposeB ? bCols : bRows, N = transposeB ? bRows : bCols
+    precondition(K == Kb, "matmul inner dimensions differ: \(a.shape)\(transposeA ? "ᵀ" : "") · "
+                 + "\(b.shape)\(transposeB ? "ᵀ" : "")")
+    let aBatch = Array(a.shape.dropLast(2)), bBatch = Array(b.shape.dropLast(2))
+    precondition(bBatch.isEmpty || bBatch == aBatch,
+                 "matmul batch dimensions differ: \(a.shape) and \(b.shape)")
+    let batch = bBatch.isEmpty && !transposeA ? 1 : aBatch.reduce(1, *)
+    let foldedM = bBatch.isEmpty && !transposeA ? a.count / K : M
+    let out = Tensor(uninitialized: aBatch + [M, N])
+    let lda = aCols, ldb = bCols
+    let aStride = aRows * aCols, bStride = bBatch.isEmpty ? 0 : bRows * bCols, cStride = foldedM * N
+    let ap = a.data, bp = b.data, cp = out.data
+    for i in 0..<batch {
+        sgemm(transposeA, transposeB, foldedM, N, K, ap + i &* aStride, lda, bp + i &* bStride, ldb,
+              beta: 0, cp + i &* cStride, N)
+    }
+    record(out, inputs: [a, b]) { _, g in
+        let gp = g.data, ap = a.data, bp = b.data
+        if a.requiresGrad {
+            let (da, acc) = a.gradBuffer()
+            for i in 0..<batch {
+                let gi = gp + i &* cStride, dai = da + i &* aStride, bi = bp + i &* bStride
+                if transposeA {
+                    // dA (K×M) = op(B) · Gᵀ
+                    sgemm(transposeB, true, K, foldedM, N, bi, ldb, gi, N, beta: acc ? 1 : 0, dai, lda)
+                } else {
+                    // dA (M×K) = G · op(B)ᵀ
+                    sgemm(false, !transposeB, foldedM, K, N, gi, N, bi, ldb, beta: acc ? 1 : 0, dai, lda)
+                }
+            }
+        }
+        if b.requiresGrad {
+            let (db, acc) = b.gradBuffer()
+            for i in 0..<batch {
+                let gi = gp + i &* cStride, ai = ap + i &* aStride, dbi = db + i &* bStride
+                // A shared b sums its gradient over the batch.
+                let beta: Float = acc || (bStride == 0 && i > 0) ? 1 : 0
+                if transposeB {
+                    // dB (N×K) = Gᵀ · op(A)
+                    sgemm(true, transposeA, N, K, foldedM, gi, N, ai, lda, beta: beta, dbi, ldb)
+                } else {
+                    // dB (K×N) = op(A)ᵀ · G
+                    sgemm(!transposeA, false, K, N, foldedM, ai, lda, gi, N, beta: beta, dbi, ldb)
+                }
+            }
+        }
+    }
+    return out
+}
+
+/// x · Wᵀ + bias for x `[..., In]`, W `[Out, In]` (the torch `nn.Linear` layout), bias `[Out]`.
+public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
+    let y = matmul(x, weight, transposeB: true)
+    guard let bias else { return y }
+    return y + bias
+}
