@@ -174,10 +174,16 @@ public final class Tensor: @unchecked Sendable {
     /// tensors do not keep gradients.
     public func backward() {
         precondition(count == 1, "backward() needs a scalar, got shape \(shape)")
+        backward(gradient: Tensor(shape: shape, repeating: 1))
+    }
+
+    /// Backpropagates a given output gradient (same shape as self): a vector-Jacobian product.
+    public func backward(gradient: Tensor) {
+        precondition(gradient.count == count, "backward: gradient \(gradient.shape) for shape \(shape)")
         guard requiresGrad else { return }
         let order = topologicalOrder()
-        let seed = Tensor(shape: shape, repeating: 1)
-        accumulateGrad(seed)
+        // A computed root only reads its gradient, so the caller's tensor can be used as is.
+        if node != nil { accumulateGrad(alias: gradient) } else { accumulateGrad(gradient) }
         for t in order.reversed() {
             guard let node = t.node else { continue }
             if let g = t.grad { node.backward(t, g) }
