@@ -80,8 +80,51 @@ public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transpose
 }
 
 /// x · Wᵀ + bias for x `[..., In]`, W `[Out, In]` (the torch `nn.Linear` layout), bias `[Out]`.
+///
+/// The bias is fused: the output starts as bias rows and one `sgemm` adds the product (beta = 1);
+/// the bias gradient is the column sum of the output gradient.
 public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
-    let y = matmul(x, weight, transposeB: true)
-    guard let bias else { return y }
-    return y + bias
+    guard let bias else { return matmul(x, weight, transposeB: true) }
+    precondition(weight.rank == 2 && x.lastDim == weight.shape[1] && bias.count == weight.shape[0],
+                 "linear: x \(x.shape), weight \(weight.shape), bias \(bias.shape)")
+    let In = weight.shape[1], Out = weight.shape[0], N = x.count / Swift.max(In, 1)
+    let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [Out])
+    let op = out.data, bp = bias.data
+    parallelFor(N, grain: rowGrain(Out)) { _, lo, hi in
+        for r in lo..<hi { (op + r &* Out).update(from: bp, count: Out) }
+    }
+    sgemm(false, true, N, Out, In, x.data, In, weight.data, In, beta: 1, op, Out)
+    record(out, inputs: [x, weight, bias]) { _, g in
+        let gp = g.data
+        if x.requiresGrad {
+            let (dx, acc) = x.gradBuffer()
+            sgemm(false, false, N, In, Out, gp, Out, weight.data, In, beta: acc ? 1 : 0, dx, In)
+        }
+        if weight.requiresGrad {
+            let (dw, acc) = weight.gradBuffer()
+            sgemm(true, false, Out, In, N, gp, Out, x.data, In, beta: acc ? 1 : 0, dw, In)
+        }
+        if bias.requiresGrad {
+            let (db, acc) = bias.gradBuffer()
+            columnSums(gp, rows: N, cols: Out, into: db, accumulate: acc)
+        }
+    }
+    return out
+}
+
+/// dst[j] (= or +=) Σ_r src[r, j], parallel over row blocks with per-chunk partials.
+func columnSums(_ src: UnsafePointer<Float>, rows: Int, cols: Int, into dst: UnsafeMutablePointer<Float>,
+                accumulate: Bool) {
+    let chunks = workerCount(rows, grain: rowGrain(cols))
+    let partials = Tensor(shape: [chunks, cols], repeating: 0)
+    let pp = partials.data
+    parallelFor(rows, grain: rowGrain(cols)) { c, lo, hi in
+        let acc = pp + c &* cols
+        for r in lo..<hi {
+            let s = src + r &* cols
+            var j = 0
+            while j < cols { acc[j] += s[j]; j &+= 1 }
+        }
+    }
+    reducePartials(pp, chunks: chunks, cols, into: dst, accumulate: accumulate)
 }

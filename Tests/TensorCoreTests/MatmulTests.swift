@@ -62,6 +62,19 @@ func naiveMatmul(_ a: [Float], _ b: [Float], M: Int, N: Int, K: Int, tA: Bool, t
         checkGradients([x, w, b]) { linear(x, weight: w, bias: b) }
     }
 
+    @Test func linearBiasGradientOverManyRows() {
+        // Enough rows for the parallel column sums.
+        var rng = RNG(seed: 16)
+        let x = Tensor.randn([8192, 16], rng: &rng), w = Tensor.randn([24, 16], rng: &rng)
+        let b = Tensor.randn([24], rng: &rng, requiresGrad: true)
+        let g = Tensor.randn([8192, 24], rng: &rng)
+        let y = linear(x, weight: w, bias: b)
+        expectClose(y.values, (matmul(x, w, transposeB: true) + b).values, tol: 1e-6, "fused bias")
+        y.backward(gradient: g)
+        let expected = (0..<24).map { j in Float((0..<8192).reduce(0.0) { $0 + Double(g.values[$1 * 24 + j]) }) }
+        expectClose(b.grad!.values, expected, tol: 1e-4, "bias gradient")
+    }
+
     @Test func largeProductMatchesNaive() {
         var rng = RNG(seed: 15)
         let (M, N, K) = (67, 45, 129)
