@@ -71,7 +71,8 @@ func naiveMatmul(_ a: [Float], _ b: [Float], M: Int, N: Int, K: Int, tA: Bool, t
         let y = linear(x, weight: w, bias: b)
         expectClose(y.values, (matmul(x, w, transposeB: true) + b).values, tol: 1e-6, "fused bias")
         y.backward(gradient: g)
-        let expected = (0..<24).map { j in Float((0..<8192).reduce(0.0) { $0 + Double(g.values[$1 * 24 + j]) }) }
+        let gv = g.values
+        let expected = (0..<24).map { j in Float((0..<8192).reduce(0.0) { $0 + Double(gv[$1 * 24 + j]) }) }
         expectClose(b.grad!.values, expected, tol: 1e-4, "bias gradient")
     }
 
