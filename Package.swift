@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "TensorCore", targets: ["TensorCore"]),
         .library(name: "Optimizers", targets: ["Optimizers"]),
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
+        .library(name: "NN", targets: ["NN"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -38,6 +39,11 @@ let package = Package(
             swiftSettings: numericSettings
         ),
         .target(name: "Tokenizers"),
+        .target(
+            name: "NN",
+            dependencies: ["TensorCore"],
+            swiftSettings: numericSettings
+        ),
         .executableTarget(
             name: "rein",
             dependencies: [
@@ -48,6 +54,7 @@ let package = Package(
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
         .testTarget(name: "OptimizersTests", dependencies: ["Optimizers", "TensorCore"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore"]),
     ],
     swiftLanguageModes: [.v6]
 )
