@@ -2,9 +2,9 @@ import Foundation
 import Testing
 import TensorCore
 
-/// The fixtures copied beside this file (see Fixtures/README.md).
+/// The shared test fixtures (see Tests/Fixtures/README.md).
 private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-    .appendingPathComponent("Fixtures/hf-tiny-gpt2")
+    .appendingPathComponent("../Fixtures/hf-tiny-gpt2")
 
 /// A fresh directory under the system's temporary directory.
 private func makeTemporaryDirectory() throws -> URL {
