@@ -191,43 +191,19 @@ func randomGradients(_ arena: ParameterArena, step: Int) {
 
 // MARK: - torch fixture
 
-/// The shared reference fixtures (made by torch), beside the repository.
-let fixtureRoot = URL(fileURLWithPath: #filePath)
-    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().appendingPathComponent("shared/fixtures")
+/// The reference fixtures made by torch, shared by the test targets (Tests/Fixtures).
+let fixtureRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../Fixtures")
 
-/// The F32 tensors of a safetensors file, by name (just enough of the format for this test).
-func readSafetensors(_ url: URL) throws -> [String: (shape: [Int], values: [Float])] {
-    let data = try Data(contentsOf: url)
-    let headerSize = data.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
-    let header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + headerSize)))
-    var tensors: [String: (shape: [Int], values: [Float])] = [:]
-    for case let (name, info as [String: Any]) in header as? [String: Any] ?? [:]
-    where info["dtype"] as? String == "F32" {
-        let shape = info["shape"] as! [Int], offsets = info["data_offsets"] as! [Int]
-        let bytes = data.subdata(in: (8 + headerSize + offsets[0])..<(8 + headerSize + offsets[1]))
-        let values = bytes.withUnsafeBytes { raw in
-            (0..<(bytes.count / 4)).map {
-                Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)))
-            }
-        }
-        tensors[name] = (shape, values)
-    }
-    return tensors
-}
-
-@Test(.enabled(if: FileManager.default.fileExists(atPath: fixtureRoot.path)),
-      arguments: ["hf-tiny-gpt2", "hf-tiny-llama"])
+@Test(arguments: ["hf-tiny-gpt2", "hf-tiny-llama"])
 func adamWMatchesTorchFixture(model: String) throws {
     let dir = fixtureRoot.appendingPathComponent(model)
-    let params = try readSafetensors(dir.appendingPathComponent("model.safetensors"))
-    let expected = try readSafetensors(dir.appendingPathComponent("expected.safetensors"))
+    let params = try SafetensorsFile(url: dir.appendingPathComponent("model.safetensors"))
+    let expected = try SafetensorsFile(url: dir.appendingPathComponent("expected.safetensors"))
     let arena = ParameterArena()
-    for name in params.keys.sorted() {
-        let (shape, values) = params[name]!
-        let t = arena.add(name: name, values: Tensor(shape: shape, values: values))
-        let g = try #require(expected["grad." + name], "no gradient for \(name)")
-        t.grad!.data.update(from: g.values, count: g.values.count)
+    for name in params.names.sorted() {
+        let t = arena.add(name: name, values: try params.tensor(name))
+        let g = try expected.tensor("grad." + name)
+        t.grad!.data.update(from: g.data, count: g.count)
     }
     // The fixture's settings: lr 0.01, betas (0.9, 0.95), eps 1e-8, weight decay 0.1 on every tensor.
     let opt = AdamW(arena: arena, learningRate: 0.01, beta1: 0.9, beta2: 0.95, epsilon: 1e-8,
@@ -235,7 +211,7 @@ func adamWMatchesTorchFixture(model: String) throws {
     opt.step()
     var worst: Float = 0
     for (entry, t) in zip(arena.entries, arena.tensors) {
-        let want = try #require(expected["after_adamw." + entry.name])
+        let want = try expected.tensor("after_adamw." + entry.name)
         worst = max(worst, zip(t.values, want.values).map { abs($0 - $1) }.max() ?? 0)
     }
     // The fixture promises 1e-5; the same op order lands within an ulp, so a tighter bound catches
