@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "Optimizers", targets: ["Optimizers"]),
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
         .library(name: "NN", targets: ["NN"]),
+        .library(name: "Generation", targets: ["Generation"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -39,6 +40,7 @@ let package = Package(
             swiftSettings: numericSettings
         ),
         .target(name: "Tokenizers"),
+        .target(name: "Generation", dependencies: ["NN", "TensorCore"]),
         .target(
             name: "NN",
             dependencies: ["TensorCore"],
@@ -55,6 +57,7 @@ let package = Package(
         .testTarget(name: "OptimizersTests", dependencies: ["Optimizers", "TensorCore"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore"]),
+        .testTarget(name: "GenerationTests", dependencies: ["Generation", "NN", "TensorCore"]),
     ],
     swiftLanguageModes: [.v6]
 )

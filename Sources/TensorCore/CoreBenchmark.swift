@@ -2,7 +2,7 @@ import COpenBLAS
 import Foundation
 
 /// Measurements behind `rein bench core`: matmul through the core against raw `cblas_sgemm`,
-/// elementwise and row kernels forward+backward, and a small MLP training step.
+/// elementwise and row kernels forward+backward. (The MLP training step lives with the optimizers.)
 public enum CoreBenchmark {
     /// Median seconds of `body` over `repeats` runs after `warmup` runs.
     public static func median(repeats: Int, warmup: Int = 2, _ body: () -> Void) -> Double {
@@ -59,35 +59,6 @@ public enum CoreBenchmark {
             op(x).backward(gradient: g)
         }
         return seconds * 1e9 / Double(x.count)
-    }
-
-    /// Median milliseconds of one training step (forward, cross-entropy, backward, SGD update) of a
-    /// `layers`-deep GELU MLP of width `width` on a batch of `batch` rows with `classes` outputs.
-    public static func mlpStep(batch: Int, inputs: Int, width: Int, layers: Int, classes: Int, repeats: Int) -> Double {
-        var rng = RNG(seed: 3)
-        var dims = [inputs] + Array(repeating: width, count: layers) + [classes]
-        var weights: [Tensor] = [], biases: [Tensor] = []
-        for i in 0..<(dims.count - 1) {
-            weights.append(Tensor.randn([dims[i + 1], dims[i]], std: 1 / Float(dims[i]).squareRoot(), rng: &rng, requiresGrad: true))
-            biases.append(Tensor.zeros([dims[i + 1]], requiresGrad: true))
-        }
-        dims = []
-        let x = Tensor.randn([batch, inputs], rng: &rng)
-        let targets = (0..<batch).map { _ in Int32(rng.int(below: classes)) }
-        let seconds = median(repeats: repeats) {
-            var h = x
-            for i in weights.indices {
-                h = linear(h, weight: weights[i], bias: biases[i])
-                if i < weights.count - 1 { h = gelu(h) }
-            }
-            crossEntropy(logits: h, targets: targets).backward()
-            for p in weights + biases {
-                let d = p.data, gp = p.grad!.data
-                for j in 0..<p.count { d[j] -= 0.01 * gp[j] }
-                p.zeroGrad()
-            }
-        }
-        return seconds * 1e3
     }
 
     private static func time(_ body: () -> Void) -> Double {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Optimizers
 import TensorCore
 
 /// `rein bench ...`: speed measurements. Quote medians and ratios.
@@ -74,8 +75,9 @@ struct BenchCore: ParsableCommand {
         }
 
         print("")
-        let ms = CoreBenchmark.mlpStep(batch: 256, inputs: 784, width: 1024, layers: 2, classes: 10, repeats: repeats)
-        print("MLP training step (784-1024-1024-10, GELU, batch 256, cross-entropy, SGD): \(fmt(ms, 0, 2)) ms (median)")
+        let ms = TrainingStepBenchmark.mlpStep(batch: 256, inputs: 784, width: 1024, layers: 2, classes: 10, repeats: repeats)
+        print("MLP training step (784-1024-1024-10, GELU, batch 256; forward, cross-entropy, backward, clip, AdamW):")
+        print("  \(fmt(ms, 0, 2)) ms median (\(fmt(6 * 256 * (784.0 * 1024 + 1024 * 1024 + 1024 * 10) / (ms * 1e-3) * 1e-9, 0, 1)) GFLOP/s of matmul work)")
     }
 }
 

@@ -1,0 +1,95 @@
+import Foundation
+import Testing
+import Generation
+import NN
+import TensorCore
+
+/// A small random Llama-family model (GQA, RoPE) or GPT-2 model.
+func tinyModel(_ family: ModelFamily, seed: UInt64 = 1) -> DecoderModel {
+    let config = ModelConfig(family: family, vocabSize: 97, hiddenSize: 32, layers: 2, heads: 4,
+                             kvHeads: family == .llama ? 2 : 4, intermediateSize: 64, maxPositions: 64)
+    var rng = RNG(seed: seed)
+    let model = DecoderModel(config: config, rng: &rng)
+    // Larger weights than the 0.02 init so that sampling is not near-uniform.
+    for t in model.arena.tensors where t.rank == 2 { for i in 0..<t.count { t.data[i] *= 20 } }
+    return model
+}
+
+@Suite struct GeneratorTests {
+    @Test(arguments: [ModelFamily.gpt2, .llama])
+    func cacheAndNoCacheGiveTheSameGreedyTokens(family: ModelFamily) {
+        let model = tinyModel(family)
+        let gen = Generator(model: model)
+        let prompts: [[Int32]] = [[5, 9, 13, 2], [7], [1, 2, 3, 4, 5, 6]]
+        let options = SamplingOptions(maxNewTokens: 12)
+        var r1 = RNG(seed: 0), r2 = RNG(seed: 0)
+        let cached = gen.generate(prompts: prompts, options: options, rng: &r1)
+        let plain = gen.generate(prompts: prompts, options: options, rng: &r2, useCache: false)
+        #expect(cached.map(\.tokens) == plain.map(\.tokens))
+        #expect(cached.allSatisfy { $0.tokens.count == 12 && $0.stopReason == .maxTokens })
+        for (a, b) in zip(cached, plain) {
+            #expect(zip(a.logProbs, b.logProbs).allSatisfy { abs($0 - $1) < 1e-4 })
+        }
+    }
+
+    @Test(arguments: [ModelFamily.gpt2, .llama])
+    func leftPaddingDoesNotChangeAPrompt(family: ModelFamily) {
+        // A short prompt batched with a long one generates what it generates alone.
+        let model = tinyModel(family, seed: 2)
+        let gen = Generator(model: model)
+        let options = SamplingOptions(maxNewTokens: 8)
+        var r = RNG(seed: 0)
+        let alone = gen.generate(prompts: [[11, 12]], options: options, rng: &r)[0].tokens
+        let batched = gen.generate(prompts: [[1, 2, 3, 4, 5, 6, 7], [11, 12]], options: options, rng: &r)[1].tokens
+        #expect(alone == batched)
+    }
+
+    @Test func samplingIsSeededAndStopsAtStopTokens() {
+        let model = tinyModel(.llama, seed: 3)
+        let gen = Generator(model: model)
+        var options = SamplingOptions(temperature: 1.0, topK: 20, topP: 0.9, maxNewTokens: 30)
+        var a = RNG(seed: 42), b = RNG(seed: 42), c = RNG(seed: 43)
+        let prompts: [[Int32]] = [[3, 4], [5, 6, 7]]
+        let x = gen.generate(prompts: prompts, options: options, rng: &a)
+        #expect(x.map(\.tokens) == gen.generate(prompts: prompts, options: options, rng: &b).map(\.tokens))
+        #expect(x.map(\.tokens) != gen.generate(prompts: prompts, options: options, rng: &c).map(\.tokens))
+        // Stop at the first occurrence of a token the unconstrained run produced.
+        let stop = x[0].tokens[4]
+        options.stopTokens = [stop]
+        var d = RNG(seed: 42)
+        let y = gen.generate(prompts: prompts, options: options, rng: &d)
+        let firstIndex = x[0].tokens.firstIndex(of: stop)!
+        #expect(y[0].tokens == Array(x[0].tokens[...firstIndex]))
+        #expect(y[0].stopReason == .stopToken)
+    }
+
+    @Test func topKOneIsGreedy() {
+        let model = tinyModel(.gpt2, seed: 4)
+        let gen = Generator(model: model)
+        var r1 = RNG(seed: 1), r2 = RNG(seed: 2)
+        let greedy = gen.generate(prompts: [[8, 9]], options: SamplingOptions(maxNewTokens: 10), rng: &r1)
+        let k1 = gen.generate(prompts: [[8, 9]], options: SamplingOptions(temperature: 0.8, topK: 1, maxNewTokens: 10), rng: &r2)
+        #expect(greedy[0].tokens == k1[0].tokens)
+    }
+
+    @Test func stopStringsCutTheText() {
+        let model = tinyModel(.llama, seed: 5)
+        // A decoder that spells each token as a letter.
+        let decode: ([Int32]) -> String = { ids in String(ids.map { Character(UnicodeScalar(UInt8(97 + Int($0) % 26))) }) }
+        let gen = Generator(model: model, decode: decode)
+        var r = RNG(seed: 0)
+        let free = gen.generate(prompts: [[1, 2]], options: SamplingOptions(maxNewTokens: 12), rng: &r)[0]
+        let needle = String(free.text.dropFirst(3).prefix(2))
+        var r2 = RNG(seed: 0)
+        let cut = gen.generate(prompts: [[1, 2]], options: SamplingOptions(maxNewTokens: 12, stopStrings: [needle]), rng: &r2)[0]
+        #expect(cut.stopReason == .stopString)
+        #expect(!cut.text.contains(needle) && free.text.hasPrefix(cut.text))
+    }
+
+    @Test func contextLimitIsReported() {
+        let model = tinyModel(.gpt2, seed: 6)
+        var r = RNG(seed: 0)
+        let out = Generator(model: model).generate(prompts: [Array(repeating: 3, count: 60)], options: SamplingOptions(maxNewTokens: 10), rng: &r)
+        #expect(out[0].tokens.count == 4 && out[0].stopReason == .contextFull)
+    }
+}
