@@ -49,7 +49,7 @@ let package = Package(
         .executableTarget(
             name: "rein",
             dependencies: [
-                "TensorCore", "Optimizers", "Tokenizers",
+                "TensorCore", "Optimizers", "Tokenizers", "NN", "Generation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

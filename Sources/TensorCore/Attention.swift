@@ -53,12 +53,20 @@ func maskedSoftmaxRow(_ row: UnsafeMutablePointer<Float>, S: Int, limit: Int, ke
     if limit < S { (row + limit).update(repeating: 0, count: S &- limit) }
 }
 
+/// Query rows per call below which inference attention skips BLAS: decoding steps are
+/// matrix-vector work, where B·H tiny `sgemm` calls cost more in dispatch than in arithmetic.
+let directAttentionMaxRows = 4
+
 /// Forward for all (batch, head) pairs. `probs` receives P for each pair ([B, Hq, T, S]) when the
 /// backward will need it; otherwise one [T, S] scratch is reused.
 func attentionForward(_ sh: AttentionShape, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
                       v: UnsafePointer<Float>, keyMask: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>,
                       probs: UnsafeMutablePointer<Float>?) {
     let (T, S, D) = (sh.T, sh.S, sh.D)
+    if probs == nil && T <= directAttentionMaxRows {
+        attentionForwardDirect(sh, q: q, k: k, v: v, keyMask: keyMask, out: out)
+        return
+    }
     let scratch = probs == nil ? Tensor(uninitialized: [T, S]) : nil
     for b in 0..<sh.B {
         let km = keyMask.map { $0 + b &* S }
@@ -73,6 +81,44 @@ func attentionForward(_ sh: AttentionShape, q: UnsafePointer<Float>, k: UnsafePo
                 for i in lo..<hi { maskedSoftmaxRow(p + i &* S, S: S, limit: sh.visible(i), keyMask: km) }
             }
             sgemm(false, false, T, D, S, p, S, vp, sh.kvRow, beta: 0, out + (b &* T &* sh.qRow &+ h &* D), sh.qRow)
+        }
+    }
+}
+
+/// Inference attention for a few query rows: per (batch, head) pair, dot products against each key,
+/// a masked softmax and a weighted sum of values, parallel over the pairs.
+func attentionForwardDirect(_ sh: AttentionShape, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
+                            v: UnsafePointer<Float>, keyMask: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>) {
+    let (T, S, D) = (sh.T, sh.S, sh.D)
+    let pairs = sh.B &* sh.Hq
+    let chunks = workerCount(pairs, grain: Swift.max(1, 4096 / Swift.max(S &* D, 1)))
+    let scratch = Tensor(uninitialized: [chunks, S])
+    let sp = scratch.data
+    parallelFor(pairs, grain: Swift.max(1, 4096 / Swift.max(S &* D, 1))) { c, lo, hi in
+        let row = sp + c &* S
+        for pair in lo..<hi {
+            let b = pair / sh.Hq, h = pair % sh.Hq, kvh = h / sh.group
+            let kp = k + (b &* sh.kvBatchStride &+ kvh &* D), vp = v + (b &* sh.kvBatchStride &+ kvh &* D)
+            let km = keyMask.map { $0 + b &* S }
+            for i in 0..<T {
+                let qi = q + (b &* T &* sh.qRow &+ i &* sh.qRow &+ h &* D)
+                let limit = sh.visible(i)
+                var j = 0
+                while j < limit { row[j] = sh.scale * relaxedDot(qi, kp + j &* sh.kvRow, D); j &+= 1 }
+                maskedSoftmaxRow(row, S: S, limit: limit, keyMask: km)
+                let o = out + (b &* T &* sh.qRow &+ i &* sh.qRow &+ h &* D)
+                o.update(repeating: 0, count: D)
+                j = 0
+                while j < limit {
+                    let pj = row[j]
+                    if pj != 0 {
+                        let vj = vp + j &* sh.kvRow
+                        var d = 0
+                        while d < D { o[d] += pj * vj[d]; d &+= 1 }
+                    }
+                    j &+= 1
+                }
+            }
         }
     }
 }

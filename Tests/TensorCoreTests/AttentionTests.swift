@@ -130,3 +130,17 @@ func referenceAttention(q: Tensor, k: Tensor, v: Tensor, heads: Int, kvHeads: In
         expectClose(yi.values, yhPermuted, tol: 1e-6, "interleaved vs rotate-half")
     }
 }
+
+@Suite struct DirectAttentionTests {
+    @Test(arguments: [1, 3])
+    func inferencePathMatchesReference(rows: Int) {
+        // Few query rows and no gradient: the kernel that skips BLAS.
+        var rng = RNG(seed: 31)
+        let q = Tensor.randn([2, rows, 6 * 8], rng: &rng), k = Tensor.randn([2, 9, 2 * 8], rng: &rng)
+        let v = Tensor.randn([2, 9, 2 * 8], rng: &rng)
+        let mask: [Float] = [0, 1, 1, 1, 1, 1, 1, 1, 1] + [1, 1, 1, 1, 0, 1, 1, 1, 1]
+        let out = Autograd.withoutGrad { attention(q: q, k: k, v: v, heads: 6, kvHeads: 2, keyMask: mask) }
+        expectClose(out.values, referenceAttention(q: q, k: k, v: v, heads: 6, kvHeads: 2, mask: mask, causal: true),
+                    tol: 1e-5, "direct attention")
+    }
+}
