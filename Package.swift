@@ -38,6 +38,7 @@ let package = Package(
             swiftSettings: numericSettings
         ),
         .target(name: "Tokenizers"),
+        .target(name: "Checkpoints", dependencies: ["TensorCore"]),
         .executableTarget(
             name: "rein",
             dependencies: [
@@ -48,6 +49,7 @@ let package = Package(
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"], exclude: ["Fixtures"]),
         .testTarget(name: "OptimizersTests", dependencies: ["Optimizers", "TensorCore"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
+        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "TensorCore"]),
     ],
     swiftLanguageModes: [.v6]
 )
