@@ -455,6 +455,7 @@ public final class GGUFFile: @unchecked Sendable {
         let source = file.bytes.baseAddress! + info.fileOffset
         let destination = out.data
         let blocks = info.elementCount / layout.elements
+        file.willRead(info.fileOffset..<info.fileOffset + blocks * layout.bytes)
         inChunks(blocks, grain: max(1, (1 << 16) / layout.elements)) { lo, hi in
             kernel(source + lo &* layout.bytes, destination + lo &* layout.elements, hi &- lo)
         }

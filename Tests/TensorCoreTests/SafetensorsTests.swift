@@ -358,21 +358,37 @@ func corruptFileGivesTypedError(_ corrupt: CorruptFile) throws {
     }
 }
 
-/// Read throughput on a large file; run with REIN_BENCH=1.
+/// Read throughput on a large file, from the page cache and (on Linux) from disk; run with
+/// REIN_BENCH=1.
 @Test(.enabled(if: ProcessInfo.processInfo.environment["REIN_BENCH"] != nil))
-func largeF32ReadSpeed() throws {
+func largeReadSpeed() throws {
     let dir = try makeTemporaryDirectory()
     defer { try? FileManager.default.removeItem(at: dir) }
-    let url = dir.appendingPathComponent("large.safetensors")
     let n = 125 << 20  // 500 MiB of Float32
     let big = Tensor(uninitialized: [n])
-    for i in stride(from: 0, to: n, by: 4096) { big.data[i] = Float(i) }
+    for i in 0..<n { big.data[i] = Float(i & 0xFFFF) }
+    let url = dir.appendingPathComponent("large.safetensors")
     try Safetensors.write(["big": big], to: url)
-    for _ in 0..<3 {
+    // The same count of elements as F16 (half the bytes).
+    let halfURL = dir.appendingPathComponent("half.safetensors")
+    let header = #"{"h":{"dtype":"F16","shape":[\#(n)],"data_offsets":[0,\#(2 * n)]}}"#
+    try Data(rawFile(header) + [UInt8](repeating: 0x3C, count: 2 * n)).write(to: halfURL)
+
+    for (label, file, cold) in [("F32 warm", url, false), ("F32 cold", url, true), ("F16 warm", halfURL, false)] {
+        #if os(Linux)
+        if cold {  // drop this file's pages from the page cache
+            let fd = open(file.path, O_RDONLY)
+            posix_fadvise(fd, 0, 0, Int32(POSIX_FADV_DONTNEED))
+            close(fd)
+        }
+        #else
+        if cold { continue }
+        #endif
         let start = ContinuousClock.now
-        let t = try SafetensorsFile(url: url).tensor("big")
+        let t = try SafetensorsFile(url: file).tensor(file == url ? "big" : "h")
         let seconds = (ContinuousClock.now - start) / .seconds(1)
-        #expect(t.data[4096 * 7] == Float(4096 * 7))
-        print("safetensors read: \((n * 4) >> 20) MiB in \(seconds) s = \(Double((n * 4) >> 20) / seconds) MiB/s")
+        #expect(t.data[12345] == (file == url ? 12345 : HalfFloat.float(fromF16: 0x3C3C)))
+        let mib = Double(try Data(contentsOf: file, options: .alwaysMapped).count >> 20)
+        print("safetensors \(label): \(Int(mib)) MiB file in \(seconds) s = \(Int(mib / seconds)) MiB/s")
     }
 }
