@@ -399,21 +399,20 @@ public final class GGUFFile: @unchecked Sendable {
                 throw .invalidTensorInfo(file: path, tensor: name,
                                          reason: "data offset \(entry.offset) is not a multiple of the alignment \(alignment)")
             }
-            guard entry.offset <= UInt64(file.size) else {
-                throw .tensorOutOfBounds(file: path, tensor: name, bytes: file.size..<file.size, fileSize: file.size)
-            }
-            let info = GGUFTensorInfo(name: name, dimensions: entry.dimensions, type: entry.type,
-                                      fileOffset: dataStart + Int(entry.offset))
-            if let layout = entry.type.layout, let first = entry.dimensions.first, first % layout.elements != 0 {
+            let rowLength = entry.dimensions.first ?? 1
+            if let layout = entry.type.layout, rowLength % layout.elements != 0 {
                 throw .invalidTensorInfo(file: path, tensor: name, reason: "\(entry.type.name) stores blocks of "
-                    + "\(layout.elements), but the row length (ne0) is \(first)")
+                    + "\(layout.elements), but the row length (ne0) is \(rowLength)")
             }
-            if let layout = entry.type.layout {
-                let (bytes, overflow) = (info.elementCount / layout.elements).multipliedReportingOverflow(by: layout.bytes)
-                guard !overflow, bytes <= file.size - info.fileOffset else {
-                    let end = overflow ? Int.max : info.fileOffset + bytes
-                    throw .tensorOutOfBounds(file: path, tensor: name, bytes: info.fileOffset..<end, fileSize: file.size)
-                }
+            // Saturating arithmetic: a corrupt offset or size must fail the bounds check, not overflow.
+            let start = dataStart.addingSaturating(Int(clamping: entry.offset))
+            let info = GGUFTensorInfo(name: name, dimensions: entry.dimensions, type: entry.type, fileOffset: start)
+            let byteCount = entry.type.layout.map {
+                (info.elementCount / $0.elements).multipliedSaturating(by: $0.bytes)
+            }
+            let end = start.addingSaturating(byteCount ?? 0)
+            guard end <= file.size else {
+                throw .tensorOutOfBounds(file: path, tensor: name, bytes: start..<end, fileSize: file.size)
             }
             guard byName.updateValue(info, forKey: name) == nil else {
                 throw .invalidTensorInfo(file: path, tensor: name, reason: "the name appears twice")
@@ -629,6 +628,18 @@ private struct ByteReader {
             for _ in 0..<n { values.append(try value(of: elementType, key: key, depth: depth + 1)) }
             return .array(elementType: elementType, values)
         }
+    }
+}
+
+extension Int {
+    fileprivate func addingSaturating(_ other: Int) -> Int {
+        let (sum, overflow) = addingReportingOverflow(other)
+        return overflow ? .max : sum
+    }
+
+    fileprivate func multipliedSaturating(by other: Int) -> Int {
+        let (product, overflow) = multipliedReportingOverflow(by: other)
+        return overflow ? .max : product
     }
 }
 

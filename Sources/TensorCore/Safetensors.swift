@@ -288,7 +288,7 @@ public final class SafetensorsFile: @unchecked Sendable {
         let source = bytes(of: info)
         if info.dtype == .i32 {
             return [Int32](unsafeUninitializedCapacity: n) { buffer, count in
-                UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: source, byteCount: n &* 4)
+                if let p = buffer.baseAddress { UnsafeMutableRawPointer(p).copyMemory(from: source, byteCount: n &* 4) }
                 count = n
             }
         }
