@@ -46,6 +46,7 @@ let package = Package(
             dependencies: ["TensorCore"],
             swiftSettings: numericSettings
         ),
+        .target(name: "Checkpoints", dependencies: ["TensorCore", "NN"], swiftSettings: numericSettings),
         .executableTarget(
             name: "rein",
             dependencies: [
@@ -53,11 +54,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"], exclude: ["Fixtures"]),
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
         .testTarget(name: "OptimizersTests", dependencies: ["Optimizers", "TensorCore"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore"]),
         .testTarget(name: "GenerationTests", dependencies: ["Generation", "NN", "TensorCore"]),
+        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "NN", "TensorCore"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -267,6 +267,7 @@ public final class SafetensorsFile: @unchecked Sendable {
         out.name = name
         let n = info.elementCount
         let source = bytes(of: info)
+        file.willRead(dataStart + info.dataOffsets.lowerBound..<dataStart + info.dataOffsets.upperBound)
         let destination = out.data
         // Chunks of a few MB so two threads share the page faults of the copy.
         parallelFor(n, grain: 1 << 20) { _, lo, hi in
@@ -287,7 +288,7 @@ public final class SafetensorsFile: @unchecked Sendable {
         let source = bytes(of: info)
         if info.dtype == .i32 {
             return [Int32](unsafeUninitializedCapacity: n) { buffer, count in
-                UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: source, byteCount: n &* 4)
+                if let p = buffer.baseAddress { UnsafeMutableRawPointer(p).copyMemory(from: source, byteCount: n &* 4) }
                 count = n
             }
         }
