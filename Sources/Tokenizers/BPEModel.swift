@@ -249,7 +249,7 @@ final class BPEModel: @unchecked Sendable {
 
     /// Repeatedly merges the lowest-ranked adjacent pair (leftmost on ties); O(m²) but with tiny
     /// constants, which beats a heap on short words. Returns the new symbol count.
-    private func mergeByScan(_ symbols: UnsafeMutablePointer<Int32>, _ count: Int) -> Int {
+    func mergeByScan(_ symbols: UnsafeMutablePointer<Int32>, _ count: Int) -> Int {
         var m = count
         if m < 2 { return m }
         return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: m) { valueBuffer in
@@ -281,7 +281,7 @@ final class BPEModel: @unchecked Sendable {
 
     /// The same merge order as `mergeByScan` for long words: a min-heap of (rank, position) over a
     /// linked list of symbols, skipping entries made stale by earlier merges.
-    private func mergeByHeap(_ symbols: UnsafeMutablePointer<Int32>, _ count: Int) -> Int {
+    func mergeByHeap(_ symbols: UnsafeMutablePointer<Int32>, _ count: Int) -> Int {
         var next = [Int32](unsafeUninitializedCapacity: count) { buffer, initialized in
             for k in 0..<count { buffer[k] = k + 1 < count ? Int32(k + 1) : -1 }
             initialized = count
