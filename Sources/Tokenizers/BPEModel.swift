@@ -177,47 +177,40 @@ final class BPEModel: @unchecked Sendable {
     /// Vocabulary string (UTF-8 bytes) -> id.
     let idOfString: [[UInt8]: Int32]
 
-    /// `tokenStrings[id]` are the vocabulary's byte-level strings; merges name ids.
-    init(tokenStrings: [[UInt8]?], merges: [(left: Int32, right: Int32, merged: Int32)],
-         unknownID: Int32?, ignoreMerges: Bool) {
+    /// `tokenStrings[id]` are the vocabulary's byte-level strings and `idOfString` their inverse;
+    /// merges name ids.
+    init(tokenStrings: [[UInt8]?], idOfString: [[UInt8]: Int32],
+         merges: [(left: Int32, right: Int32, merged: Int32)], unknownID: Int32?, ignoreMerges: Bool) {
         idCount = tokenStrings.count
         self.tokenStrings = tokenStrings
+        self.idOfString = idOfString
         self.merges = merges
         self.unknownID = unknownID
         self.ignoreMerges = ignoreMerges
         pairs = PairTable(merges: merges)
-        var starts: [Int32] = [0]
-        var arena: [UInt8] = []
-        var index: [[UInt8]: Int32] = [:]
-        index.reserveCapacity(tokenStrings.count)
         byteIDs = .allocate(capacity: 256)
         byteIDs.initialize(repeating: -1, count: 256)
-        for (id, string) in tokenStrings.enumerated() {
+        var starts: [Int32] = [0]
+        var arena: [UInt8] = []
+        for string in tokenStrings {
             if let string {
-                // Hugging Face's ByteLevel decoder falls back to the raw text when a token has a
-                // character outside the byte mapping.
-                let bytes = ByteLevel.decode(string) ?? string
-                arena.append(contentsOf: bytes)
-                if index[string] == nil { index[string] = Int32(id) }
-                if bytes.count == 1, byteIDs[Int(bytes[0])] < 0, ByteLevel.decode(string) != nil {
-                    byteIDs[Int(bytes[0])] = Int32(id)
+                if let bytes = ByteLevel.decode(string) {
+                    arena.append(contentsOf: bytes)
+                    if bytes.count == 1 { byteIDs[Int(bytes[0])] = idOfString[string]! }
+                } else {
+                    // Hugging Face's ByteLevel decoder falls back to the raw text when a token has a
+                    // character outside the byte mapping.
+                    arena.append(contentsOf: string)
                 }
             }
             starts.append(Int32(arena.count))
         }
         decodeStart = starts
         decodeArena = arena
-        idOfString = index
     }
 
     deinit {
         byteIDs.deallocate()
-    }
-
-    /// Byte length of the token `id` decodes to.
-    @inline(__always)
-    func byteLength(_ id: Int32) -> Int {
-        Int(decodeStart[Int(id) + 1] - decodeStart[Int(id)])
     }
 
     /// Appends the ids of one word (its raw bytes) to `out`, without the cache.

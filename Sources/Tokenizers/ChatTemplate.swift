@@ -60,6 +60,11 @@ public struct ChatTemplate: Sendable, Hashable {
     /// ChatML without a default system prompt.
     public static let chatML = ChatTemplate(style: .chatML, endOfTurn: "<|im_end|>")
 
+    /// SmolLM2-Instruct's own template (from its GGUF metadata): ChatML with a default system prompt.
+    public static let smolLM2 = ChatTemplate(
+        style: .chatML, endOfTurn: "<|im_end|>",
+        defaultSystemPrompt: "You are a helpful AI assistant named SmolLM, trained by Hugging Face")
+
     /// "User: ... / Assistant: ..." turns, each reply closed by `endOfTurn`.
     public static func plain(endOfTurn: String = "<|endoftext|>") -> ChatTemplate {
         ChatTemplate(style: .plain, endOfTurn: endOfTurn)

@@ -51,6 +51,8 @@ public final class Tokenizer: @unchecked Sendable {
     private let addedBytes: [[UInt8]: Int32]
     /// Added tokens by first byte, longest first (leftmost-longest matching, like Hugging Face).
     private let addedByFirstByte: [[(bytes: [UInt8], id: Int32)]]
+    /// Whether some added token starts with each byte: a cheap test before `addedByFirstByte`.
+    private let startsAddedToken: [Bool]
     private let cache = WordCache()
     private let cacheLock = NSLock()
 
@@ -115,6 +117,7 @@ public final class Tokenizer: @unchecked Sendable {
         for k in 0..<256 { byFirst[k].sort { $0.bytes.count > $1.bytes.count } }
         addedBytes = bytesToID
         addedByFirstByte = byFirst
+        startsAddedToken = byFirst.map { !$0.isEmpty }
     }
 
     /// Number of ids: one more than the largest id of the vocabulary or of an added token.
@@ -147,16 +150,18 @@ public final class Tokenizer: @unchecked Sendable {
         defer { if locked { cacheLock.unlock() } }
         var segmentStart = 0
         if allowSpecial && !addedBytes.isEmpty {
-            var i = 0
-            while i < text.count {
-                let candidates = addedByFirstByte[Int(p[i])]
-                if !candidates.isEmpty, let match = candidates.first(where: { matches($0.bytes, p, i, text.count) }) {
-                    encodeStretch(p, segmentStart, i, cached: locked, into: &ids)
-                    ids.append(match.id)
-                    i += match.bytes.count
-                    segmentStart = i
-                } else {
-                    i &+= 1
+            startsAddedToken.withUnsafeBufferPointer { starts in
+                var i = 0
+                while i < text.count {
+                    if starts[Int(p[i])],
+                       let match = addedByFirstByte[Int(p[i])].first(where: { matches($0.bytes, p, i, text.count) }) {
+                        encodeStretch(p, segmentStart, i, cached: locked, into: &ids)
+                        ids.append(match.id)
+                        i += match.bytes.count
+                        segmentStart = i
+                    } else {
+                        i &+= 1
+                    }
                 }
             }
         }
@@ -283,19 +288,21 @@ public final class Tokenizer: @unchecked Sendable {
     }
 }
 
+/// Largest id a tokenizer may use; guards against allocating for absurd ids.
+let maxTokenID = 1 << 24
+
 /// Resolves merges and checks ids: the shared back end of every loader.
 func buildModel(tokenStrings: [[UInt8]?], mergePairs: [(Int32, Int32)], addedTokens: [AddedToken],
                 unknownID: Int32?, ignoreMerges: Bool, source: String) throws(TokenizerError) -> BPEModel {
+    guard tokenStrings.count <= maxTokenID else {
+        throw TokenizerError.invalidField(file: source, field: "vocab", reason: "has \(tokenStrings.count) ids, more than \(maxTokenID)")
+    }
+    // A string listed twice resolves to its last id, as in llama.cpp (files are checked for
+    // duplicates when they are read).
     var index: [[UInt8]: Int32] = [:]
     index.reserveCapacity(tokenStrings.count)
     for (id, string) in tokenStrings.enumerated() {
-        guard let string else { continue }
-        if let other = index[string] {
-            throw TokenizerError.invalidField(
-                file: source, field: "vocab",
-                reason: "has the token \(String(reflecting: String(decoding: string, as: UTF8.self))) twice (ids \(other) and \(id))")
-        }
-        index[string] = Int32(id)
+        if let string { index[string] = Int32(id) }
     }
     func name(_ id: Int32) -> String {
         guard id >= 0, Int(id) < tokenStrings.count, let s = tokenStrings[Int(id)] else { return "id \(id)" }
@@ -317,9 +324,10 @@ func buildModel(tokenStrings: [[UInt8]?], mergePairs: [(Int32, Int32)], addedTok
     if let unknownID, unknownID < 0 || Int(unknownID) >= tokenStrings.count {
         throw TokenizerError.invalidField(file: source, field: "unk_token", reason: "is not in the vocabulary")
     }
-    for token in addedTokens where token.id < 0 {
+    for token in addedTokens where token.id < 0 || token.id >= maxTokenID {
         throw TokenizerError.invalidField(file: source, field: "added_tokens",
-                                          reason: "gives \(String(reflecting: token.content)) the negative id \(token.id)")
+                                          reason: "gives \(String(reflecting: token.content)) the id \(token.id), outside 0..<\(maxTokenID)")
     }
-    return BPEModel(tokenStrings: tokenStrings, merges: merges, unknownID: unknownID, ignoreMerges: ignoreMerges)
+    return BPEModel(tokenStrings: tokenStrings, idOfString: index, merges: merges, unknownID: unknownID,
+                    ignoreMerges: ignoreMerges)
 }

@@ -30,7 +30,6 @@ extension Tokenizer {
         guard case .object = root else {
             throw TokenizerError.invalidField(file: file, field: "(top level)", reason: "must be an object, found \(root.typeName)")
         }
-        let fields = JSONFields(root, file: file)
         guard let model = root["model"], !model.isNull else { throw TokenizerError.missingField(file: file, field: "model") }
         let modelFields = JSONFields(model, file: file, path: "model")
         if let type = try modelFields.string("type"), type != "BPE" {
@@ -41,10 +40,10 @@ extension Tokenizer {
                 throw TokenizerError.unsupported(file: file, feature: "model.\(key) \(String(reflecting: value))")
             }
         }
-        if let dropout = model["dropout"], !dropout.isNull {
-            if case let .double(p) = dropout, p == 0 {} else if case .integer(0) = dropout {} else {
-                throw TokenizerError.unsupported(file: file, feature: "BPE dropout")
-            }
+        switch model["dropout"] {
+        case nil, .null?, .integer(0)?: break
+        case let .double(p)? where p == 0: break
+        default: throw TokenizerError.unsupported(file: file, feature: "BPE dropout")
         }
 
         // Vocabulary: keys stay as UTF-8 bytes.
@@ -95,7 +94,6 @@ extension Tokenizer {
         }
         let preTokenizer = try readPreTokenizer(root["pre_tokenizer"], file: file)
         try checkDecoder(root["decoder"], file: file)
-        _ = fields
 
         let built = try buildModel(tokenStrings: tokenStrings, mergePairs: mergePairs, addedTokens: addedTokens,
                                    unknownID: unknownID, ignoreMerges: ignoreMerges, source: file)
@@ -176,7 +174,7 @@ extension Tokenizer {
         let tokenStrings = tokens.map { Optional(Array($0.utf8)) }
         var index: [[UInt8]: Int32] = [:]
         index.reserveCapacity(tokens.count)
-        for (id, string) in tokenStrings.enumerated() where index[string!] == nil { index[string!] = Int32(id) }
+        for (id, string) in tokenStrings.enumerated() { index[string!] = Int32(id) }  // the last id wins, as in llama.cpp
         var mergePairs: [(Int32, Int32)] = []
         mergePairs.reserveCapacity(merges.count)
         for (k, merge) in merges.enumerated() {
@@ -253,9 +251,6 @@ private struct JSONFields {
         return i
     }
 }
-
-/// Largest id a vocabulary file may use; guards against allocating for absurd ids.
-private let maxTokenID = 1 << 24
 
 /// A `{token: id}` object as (strings by id, bytes -> id).
 private func readVocabulary(_ vocab: JSONValue, file: String, field: String) throws(TokenizerError)

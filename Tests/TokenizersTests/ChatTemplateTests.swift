@@ -88,6 +88,8 @@ import Tokenizers
         let smol = ChatTemplate(style: .chatML, endOfTurn: "<|im_end|>", defaultSystemPrompt: "Be nice.")
         #expect(smol.render([.user("Hi")]) == "<|im_start|>system\nBe nice.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n")
         #expect(smol.render([.system("Mine."), .user("Hi")]).hasPrefix("<|im_start|>system\nMine."))
+        #expect(ChatTemplate.smolLM2.render([.user("Hi")]).hasPrefix(
+            "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"))
         let bare = try Tokenizer(tokens: ["a", "b"], merges: [])
         #expect(throws: TokenizerError.missingSpecialToken("<|im_start|>")) {
             try ChatTemplate.chatML.encode([.user("a")], with: bare)

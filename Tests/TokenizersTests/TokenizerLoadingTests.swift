@@ -181,6 +181,9 @@ import Testing
                                       addedTokens: [AddedToken(id: 4, content: "<s>")])
         #expect(tokenizer.encode("<s>abab") == [4, 2, 2])
         #expect(tokenizer.decode([4, 2], skipSpecial: true) == "ab")
+        // A string listed twice resolves to its last id, as in llama.cpp.
+        let repeated = try Tokenizer(ggufTokens: ["a", "b", "ab", "a"], merges: ["a b"])
+        #expect(repeated.id(forToken: "a") == 3 && repeated.encode("aab") == [3, 2])
         #expect(throws: TokenizerError.unknownMergeToken(file: "vocabulary", location: "merge 1", token: "id 3")) {
             try Tokenizer(tokens: ["a", "b", "ab", nil], merges: [(0, 3)])
         }
