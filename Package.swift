@@ -1,9 +1,13 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-// Hot loops use raw pointers and wrapping index math, so plain -O vectorizes them; preconditions
-// (shape checks) stay on.
-let numericSettings: [SwiftSetting] = []
+// Hot loops use raw pointers and wrapping index math, so -O vectorizes them; preconditions (shape
+// checks) stay on. Rein is built from source where it runs, so the numeric targets are compiled for
+// the host CPU: AVX2/AVX-512 lanes instead of the SSE2 baseline (GELU forward+backward 6.2 -> see
+// `rein bench core`). A binary built this way runs only on CPUs with the builder's features.
+let numericSettings: [SwiftSetting] = [
+    .unsafeFlags(["-target-cpu", "native"]),
+]
 
 let package = Package(
     name: "Rein",
