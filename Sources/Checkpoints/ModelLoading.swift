@@ -39,8 +39,7 @@ public enum ModelCheckpoint {
             throw CheckpointError.notFound(path: configURL.path, expected: "the model's config.json")
         }
         let config = try ModelConfig(huggingFaceJSON: configData, file: configURL.path)
-        var rng = RNG(seed: 0)
-        let model = DecoderModel(config: config, rng: &rng)
+        let model = DecoderModel(forLoading: config)
         var tensors: [String: Tensor] = [:]
         for file in try weightFiles(in: directory) {
             let st = try SafetensorsFile(url: file)
@@ -120,8 +119,7 @@ public enum ModelCheckpoint {
             bosTokenId: try? gguf.int("tokenizer.ggml.bos_token_id"), eosTokenId: try? gguf.int("tokenizer.ggml.eos_token_id"),
             padTokenId: try? gguf.int("tokenizer.ggml.padding_token_id"))
         do { try config.validate() } catch { throw CheckpointError.invalid(file: file, reason: error.description) }
-        var rng = RNG(seed: 0)
-        let model = DecoderModel(config: config, rng: &rng)
+        let model = DecoderModel(forLoading: config)
 
         var tensors: [String: Tensor] = [:]
         for name in gguf.tensorNames {

@@ -42,7 +42,19 @@ public final class DecoderModel {
 
     /// A model with parameters initialized as the reference implementations do: N(0, 0.02) for
     /// weights (residual projections of GPT-2 scaled by 1/√(2·layers)), zero biases, unit norms.
-    public init(config: ModelConfig, rng: inout RNG) {
+    public convenience init(config: ModelConfig, rng: inout RNG) {
+        self.init(config: config) { t, std in
+            for i in 0..<t.count { t.data[i] = std * rng.normal() }
+        }
+    }
+
+    /// A model whose weights are all zero (norms one), to be filled from a checkpoint.
+    public convenience init(forLoading config: ModelConfig) {
+        self.init(config: config) { _, _ in }
+    }
+
+    /// Builds the layout; `initialize(tensor, std)` fills each weight matrix.
+    init(config: ModelConfig, initialize: (Tensor, Float) -> Void) {
         self.config = config
         let arena = ParameterArena()
         self.arena = arena
@@ -52,7 +64,7 @@ public final class DecoderModel {
 
         func weight(_ name: String, _ shape: [Int], std: Float = 0.02) -> Tensor {
             let t = arena.add(name: name, shape: shape)
-            for i in 0..<t.count { t.data[i] = std * rng.normal() }
+            initialize(t, std)
             return t
         }
         func zeros(_ name: String, _ shape: [Int]) -> Tensor { arena.add(name: name, shape: shape) }
