@@ -54,7 +54,7 @@ let package = Package(
         .executableTarget(
             name: "rein",
             dependencies: [
-                "TensorCore", "Optimizers", "Tokenizers", "NN", "Generation",
+                "TensorCore", "Optimizers", "Tokenizers", "NN", "Generation", "Checkpoints",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

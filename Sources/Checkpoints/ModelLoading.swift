@@ -51,6 +51,9 @@ public enum ModelCheckpoint {
             }
         }
         try model.load(stateDict: tensors, source: directory.path)
+        // The file-sized temporaries are not shapes training will allocate again.
+        tensors = [:]
+        BufferPool.shared.trim()
         return model
     }
 
@@ -132,6 +135,8 @@ public enum ModelCheckpoint {
             tensors[hfName] = t
         }
         try model.load(stateDict: tensors, source: file)
+        tensors = [:]
+        BufferPool.shared.trim()
         return model
     }
 

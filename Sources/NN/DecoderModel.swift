@@ -56,7 +56,7 @@ public final class DecoderModel {
     /// Builds the layout; `initialize(tensor, std)` fills each weight matrix.
     init(config: ModelConfig, initialize: (Tensor, Float) -> Void) {
         self.config = config
-        let arena = ParameterArena()
+        let arena = ParameterArena(capacity: Self.parameterFloatsUpperBound(config))
         self.arena = arena
         let C = config.hiddenSize, F = config.intermediateSize, V = config.vocabSize
         let qDim = config.heads * config.headDim, kvDim = config.kvHeads * config.headDim
@@ -116,6 +116,15 @@ public final class DecoderModel {
         }
         lmHead = config.tieEmbeddings ? embed : weight("lm_head.weight", [V, C])
         transposedInCheckpoint = transposed
+    }
+
+    /// An upper bound on the arena floats a config needs (parameters plus alignment padding), so the
+    /// arena is allocated once instead of regrown and copied while the model is built.
+    static func parameterFloatsUpperBound(_ c: ModelConfig) -> Int {
+        let C = c.hiddenSize, F = c.intermediateSize, q = c.heads * c.headDim, kv = c.kvHeads * c.headDim
+        let perLayer = 4 * C + (q + 2 * kv) * (C + 1) + (C + 1) * q + 3 * (F * C + F) + 2 * C + 16 * 16
+        let embeddings = c.vocabSize * C * (c.tieEmbeddings ? 1 : 2) + (c.family == .gpt2 ? c.maxPositions * C : 0)
+        return embeddings + c.layers * perLayer + 2 * C + 16 * 8
     }
 
     /// Position ids for a batch: with an attention mask, cumsum(mask) - 1 clamped at 0 per row (so

@@ -14,22 +14,22 @@ public final class TensorStorage: @unchecked Sendable {
     /// A buffer of `count` floats whose contents are unspecified.
     public init(uninitializedCount count: Int) {
         capacity = count
-        base = BufferPool.shared.take(floats: count)
+        base = BufferPool.shared.take(floats: count, zeroed: false)
     }
 
-    /// A buffer of `count` zeros.
-    public convenience init(zeroedCount count: Int) {
-        self.init(uninitializedCount: count)
-        base.update(repeating: 0, count: count)
+    /// A buffer of `count` zeros. A large fresh buffer is zero without being written (its pages are
+    /// mapped on first touch), so a gradient buffer that inference never uses costs no memory.
+    public init(zeroedCount count: Int) {
+        capacity = count
+        base = BufferPool.shared.take(floats: count, zeroed: true)
     }
 
     /// Grows the buffer to hold at least `count` floats, keeping its contents; new floats are zero.
     func grow(toAtLeast count: Int) {
         guard count > capacity else { return }
         let newCapacity = max(count, capacity &* 2, 1024)
-        let fresh = BufferPool.shared.take(floats: newCapacity)
+        let fresh = BufferPool.shared.take(floats: newCapacity, zeroed: true)
         fresh.update(from: base, count: capacity)
-        (fresh + capacity).update(repeating: 0, count: newCapacity - capacity)
         BufferPool.shared.give(base, floats: capacity)
         base = fresh
         capacity = newCapacity
@@ -63,7 +63,24 @@ public final class BufferPool: Sendable {
         return (bytes &+ step &- 1) & ~(step &- 1)
     }
 
-    func take(floats: Int) -> UnsafeMutablePointer<Float> {
+    /// Size classes from this many bytes up are mapped from the kernel directly (page-aligned,
+    /// zero, faulted in lazily) and unmapped when freed.
+    static let mapThreshold = 1 << 20
+
+    private static func allocate(bytes: Int) -> UnsafeMutableRawPointer {
+        if bytes >= mapThreshold,
+           let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED {
+            return p
+        }
+        return UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+    }
+
+    private static func release(_ p: UnsafeMutableRawPointer, bytes: Int) {
+        if bytes >= mapThreshold { munmap(p, bytes) } else { p.deallocate() }
+    }
+
+    /// A buffer of at least `floats` floats; zero-filled when `zeroed` (free for fresh mappings).
+    func take(floats: Int, zeroed: Bool) -> UnsafeMutablePointer<Float> {
         let bytes = Self.sizeClass(floats: floats)
         let reused: Int? = state.withLock { s in
             guard var list = s.free[bytes], let p = list.popLast() else { return nil }
@@ -71,8 +88,14 @@ public final class BufferPool: Sendable {
             s.cachedBytes &-= bytes
             return p
         }
-        let raw = reused.flatMap { UnsafeMutableRawPointer(bitPattern: $0) }
-            ?? UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        let raw: UnsafeMutableRawPointer
+        if let reused, let p = UnsafeMutableRawPointer(bitPattern: reused) {
+            raw = p
+            if zeroed { raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes) }
+        } else {
+            raw = Self.allocate(bytes: bytes)
+            if zeroed && bytes < Self.mapThreshold { raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes) }
+        }
         return raw.bindMemory(to: Float.self, capacity: bytes / 4)
     }
 
@@ -86,7 +109,7 @@ public final class BufferPool: Sendable {
             s.cachedBytes &+= bytes
             return true
         }
-        if !kept { raw.deallocate() }
+        if !kept { Self.release(raw, bytes: bytes) }
     }
 
     /// Most bytes kept for reuse; buffers returned beyond it are freed.
@@ -97,13 +120,13 @@ public final class BufferPool: Sendable {
 
     /// Frees every cached buffer.
     public func trim() {
-        let all = state.withLock { s -> [Int] in
-            let all = s.free.values.flatMap { $0 }
+        let all = state.withLock { s -> [(Int, Int)] in
+            let all = s.free.flatMap { bytes, list in list.map { ($0, bytes) } }
             s.free = [:]
             s.cachedBytes = 0
             return all
         }
-        for p in all { UnsafeMutableRawPointer(bitPattern: p)?.deallocate() }
+        for (p, bytes) in all { if let raw = UnsafeMutableRawPointer(bitPattern: p) { Self.release(raw, bytes: bytes) } }
     }
 
     /// Bytes currently held for reuse.
