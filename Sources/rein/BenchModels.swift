@@ -51,6 +51,9 @@ struct BenchModels: ParsableCommand {
         options.apply()
         options.printHeader()
         let repeats = options.quick ? 3 : 5
+        // This machine's sgemm peak right now, the yardstick for the model figures below.
+        let peak = CoreBenchmark.matmul(m: 2048, k: 768, n: 3072, repeats: 5).rawGflops
+        print("raw sgemm peak (2048 x 768 x 3072): \(fmt(peak, 0, 1)) GFLOP/s")
         for shape in shapes {
             var rng = RNG(seed: 7)
             let model = DecoderModel(config: shape.config, rng: &rng)
@@ -73,8 +76,9 @@ struct BenchModels: ParsableCommand {
             let tokens = Double(B * T)
             let flopsPerToken = 6.0 * Double(model.arena.parameterCount - (shape.config.family == .gpt2 ? shape.config.maxPositions * shape.config.hiddenSize : 0))
             print("  forward, batch \(B) x \(T):                 \(fmt(tokens / forward, 10, 0)) tokens/s")
+            let gflops = flopsPerToken * tokens / train * 1e-9
             print("  forward+backward+AdamW, batch \(B) x \(T):  \(fmt(tokens / train, 10, 0)) tokens/s"
-                  + "  (~\(fmt(flopsPerToken * tokens / train * 1e-9, 0, 0)) GFLOP/s of 6N matmul work)")
+                  + "  (\(fmt(gflops, 0, 0)) GFLOP/s of 6N work = \(fmt(100 * gflops / peak, 0, 0))% of sgemm peak)")
 
             let gen = Generator(model: model)
             for genBatch in [1, 8] {

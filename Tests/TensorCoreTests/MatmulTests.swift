@@ -84,3 +84,20 @@ func naiveMatmul(_ a: [Float], _ b: [Float], M: Int, N: Int, K: Int, tA: Bool, t
                     tol: 1e-5, "67x45x129")
     }
 }
+
+@Suite struct MatrixVectorTests {
+    // M == 1 or N == 1 take the sgemv path; every transpose combination, forward and backward.
+    @Test(arguments: [(1, 5, 4), (4, 1, 5), (1, 1, 6)])
+    func vectorShapes(M: Int, N: Int, K: Int) {
+        for (tA, tB) in [(false, false), (true, false), (false, true), (true, true)] {
+            var rng = RNG(seed: UInt64(M * 100 + N * 10 + K))
+            let a = param(tA ? [K, M] : [M, K], &rng), b = param(tB ? [N, K] : [K, N], &rng)
+            expectClose(matmul(a, b, transposeA: tA, transposeB: tB).values,
+                        naiveMatmul(a.values, b.values, M: M, N: N, K: K, tA: tA, tB: tB), "M \(M) N \(N) tA \(tA) tB \(tB)")
+            checkGradients([a, b]) { matmul(a, b, transposeA: tA, transposeB: tB) }
+        }
+        var rng = RNG(seed: 9)
+        let x = param([1, 1, 6], &rng), w = param([3, 6], &rng), bias = param([3], &rng)
+        checkGradients([x, w, bias]) { linear(x, weight: w, bias: bias) }
+    }
+}
