@@ -47,13 +47,16 @@ struct BenchModels: ParsableCommand {
     @Option(help: "Training sequence length.")
     var length = 256
 
+    @Flag(help: "Measure generation only (skips the sgemm peak, forward and training).")
+    var generationOnly = false
+
     func run() throws {
         options.apply()
         options.printHeader()
         let repeats = options.quick ? 3 : 5
         // This machine's sgemm peak right now, the yardstick for the model figures below.
-        let peak = CoreBenchmark.matmul(m: 2048, k: 768, n: 3072, repeats: 5).rawGflops
-        print("raw sgemm peak (2048 x 768 x 3072): \(fmt(peak, 0, 1)) GFLOP/s")
+        let peak = generationOnly ? 0 : CoreBenchmark.matmul(m: 2048, k: 768, n: 3072, repeats: 5).rawGflops
+        if !generationOnly { print("raw sgemm peak (2048 x 768 x 3072): \(fmt(peak, 0, 1)) GFLOP/s") }
         for shape in shapes {
             var rng = RNG(seed: 7)
             let model = DecoderModel(config: shape.config, rng: &rng)
@@ -63,22 +66,24 @@ struct BenchModels: ParsableCommand {
             print("\(shape.label): \(model.arena.parameterCount / 1000)k parameters")
             let ids = (0..<(B * T)).map { _ in Int32(rng.int(below: shape.config.vocabSize)) }
 
-            let forward = CoreBenchmark.median(repeats: repeats, warmup: 1) {
-                Autograd.withoutGrad { _ = model.logits(ids: ids, batch: B, length: T) }
+            if !generationOnly {
+                let forward = CoreBenchmark.median(repeats: repeats, warmup: 1) {
+                    Autograd.withoutGrad { _ = model.logits(ids: ids, batch: B, length: T) }
+                }
+                let optimizer = AdamW(arena: model.arena, learningRate: 1e-4, weightDecay: 0.1, decayFilter: .matricesOnly)
+                let train = CoreBenchmark.median(repeats: repeats, warmup: 1) {
+                    let logits = model.logits(ids: ids, batch: B, length: T)
+                    model.languageModelingLoss(logits: logits, labels: ids, batch: B, length: T).backward()
+                    optimizer.step()
+                    model.arena.zeroGrad()
+                }
+                let tokens = Double(B * T)
+                let flopsPerToken = 6.0 * Double(model.arena.parameterCount - (shape.config.family == .gpt2 ? shape.config.maxPositions * shape.config.hiddenSize : 0))
+                print("  forward, batch \(B) x \(T):                 \(fmt(tokens / forward, 10, 0)) tokens/s")
+                let gflops = flopsPerToken * tokens / train * 1e-9
+                print("  forward+backward+AdamW, batch \(B) x \(T):  \(fmt(tokens / train, 10, 0)) tokens/s"
+                      + "  (\(fmt(gflops, 0, 0)) GFLOP/s of 6N work = \(fmt(100 * gflops / peak, 0, 0))% of sgemm peak)")
             }
-            let optimizer = AdamW(arena: model.arena, learningRate: 1e-4, weightDecay: 0.1, decayFilter: .matricesOnly)
-            let train = CoreBenchmark.median(repeats: repeats, warmup: 1) {
-                let logits = model.logits(ids: ids, batch: B, length: T)
-                model.languageModelingLoss(logits: logits, labels: ids, batch: B, length: T).backward()
-                optimizer.step()
-                model.arena.zeroGrad()
-            }
-            let tokens = Double(B * T)
-            let flopsPerToken = 6.0 * Double(model.arena.parameterCount - (shape.config.family == .gpt2 ? shape.config.maxPositions * shape.config.hiddenSize : 0))
-            print("  forward, batch \(B) x \(T):                 \(fmt(tokens / forward, 10, 0)) tokens/s")
-            let gflops = flopsPerToken * tokens / train * 1e-9
-            print("  forward+backward+AdamW, batch \(B) x \(T):  \(fmt(tokens / train, 10, 0)) tokens/s"
-                  + "  (\(fmt(gflops, 0, 0)) GFLOP/s of 6N work = \(fmt(100 * gflops / peak, 0, 0))% of sgemm peak)")
 
             let gen = Generator(model: model)
             for genBatch in [1, 8] {

@@ -1,0 +1,307 @@
+import Foundation
+import Optimizers
+import TensorCore
+
+/// Where metrics go: the run store plugs in here; trainers never talk to a database.
+public protocol MetricsSink: AnyObject {
+    /// Records `value` of metric `name` at optimizer step `step` (e.g. "train/loss").
+    func record(step: Int, name: String, value: Double)
+}
+
+/// Keeps metrics in memory (tests, summaries).
+public final class MemoryMetricsSink: MetricsSink {
+    /// One recorded metric.
+    public struct Row: Equatable, Sendable {
+        public let step: Int
+        public let name: String
+        public let value: Double
+    }
+    /// Everything recorded, in order.
+    public private(set) var rows: [Row] = []
+
+    /// An empty sink.
+    public init() {}
+
+    public func record(step: Int, name: String, value: Double) { rows.append(Row(step: step, name: name, value: value)) }
+
+    /// The values of one metric, in step order.
+    public func series(_ name: String) -> [(step: Int, value: Double)] {
+        rows.filter { $0.name == name }.map { ($0.step, $0.value) }
+    }
+}
+
+/// A stream of training batches that can say where it is and go back there (exact resume).
+public protocol BatchSource {
+    associatedtype Batch
+    associatedtype Position: Codable & Equatable
+    /// The next batch, or nil at the end of the data (the trainer then starts a new epoch).
+    mutating func next() -> Batch?
+    /// Starts the next epoch (reshuffling deterministically).
+    mutating func startNextEpoch()
+    /// Where the stream is now.
+    var position: Position { get }
+    /// Moves to a saved position.
+    mutating func restore(_ position: Position) throws
+}
+
+/// Hyperparameters of the shared loop, with TRL / Hugging Face Trainer names.
+public struct TrainerConfig: Codable, Equatable, Sendable {
+    public var learningRate: Double = 5e-5
+    public var lrSchedulerType: LRSchedule.Decay = .linear
+    public var warmupSteps: Int = 0
+    public var minLearningRate: Double = 0
+    public var maxSteps: Int = 100
+    public var gradientAccumulationSteps: Int = 1
+    public var maxGradNorm: Double = 1.0
+    public var weightDecay: Double = 0.0
+    public var adamBeta1: Double = 0.9
+    public var adamBeta2: Double = 0.999
+    public var adamEpsilon: Double = 1e-8
+    public var loggingSteps: Int = 1
+    /// Evaluate every N steps (0: never, except at the end when an evaluator exists).
+    public var evalSteps: Int = 0
+    /// Save a checkpoint every N steps (0: only at the end).
+    public var saveSteps: Int = 0
+    /// Stop when the evaluation loss has not improved for this many evaluations (0: never).
+    public var earlyStoppingPatience: Int = 0
+    public var seed: UInt64 = 42
+
+    enum CodingKeys: String, CodingKey {
+        case learningRate = "learning_rate", lrSchedulerType = "lr_scheduler_type", warmupSteps = "warmup_steps"
+        case minLearningRate = "min_lr", maxSteps = "max_steps", gradientAccumulationSteps = "gradient_accumulation_steps"
+        case maxGradNorm = "max_grad_norm", weightDecay = "weight_decay", adamBeta1 = "adam_beta1", adamBeta2 = "adam_beta2"
+        case adamEpsilon = "adam_epsilon", loggingSteps = "logging_steps", evalSteps = "eval_steps", saveSteps = "save_steps"
+        case earlyStoppingPatience = "early_stopping_patience", seed
+    }
+
+    /// The defaults above.
+    public init() {}
+
+    /// The learning-rate schedule these settings describe.
+    public var schedule: LRSchedule {
+        LRSchedule(decay: lrSchedulerType, peak: learningRate, warmupSteps: warmupSteps, totalSteps: maxSteps,
+                   minLR: minLearningRate)
+    }
+}
+
+/// What a progress callback sees after each optimizer step.
+public struct TrainingProgress: Sendable {
+    public let step: Int
+    public let maxSteps: Int
+    public let loss: Double
+    public let learningRate: Double
+    public let gradNorm: Double
+    /// Tokens (or examples) the loss function reported for this step, per second.
+    public let itemsPerSecond: Double
+    public let evalLoss: Double?
+}
+
+/// The state beside the weights that resume needs.
+struct TrainerState: Codable {
+    var step: Int
+    var epoch: Int
+    var rng: RNG
+    var positionJSON: Data
+    var bestEvalLoss: Double?
+    var evaluationsWithoutImprovement: Int
+    var optimizerStepCount: Int
+    var optimizerParameterNames: [String]
+    var optimizerParameterSteps: [Int]
+}
+
+/// Errors of the training loop that a user can act on.
+public enum TrainingError: Error, CustomStringConvertible {
+    case checkpoint(path: String, reason: String)
+    case nonFiniteLoss(step: Int)
+
+    public var description: String {
+        switch self {
+        case let .checkpoint(path, reason): return "\(path): cannot resume: \(reason)"
+        case let .nonFiniteLoss(step): return "loss became NaN or infinite at step \(step); lower the learning rate"
+        }
+    }
+}
+
+/// The loop every stage shares: lr schedule, gradient accumulation, clipping, AdamW, logging,
+/// evaluation with early stopping, checkpoints (last and best) and exact resume.
+///
+/// A stage supplies the batches and a loss function; everything else is here, in the natural order
+/// (nanoGPT's loop): lr, forward, loss, backward, clip, step, zero, log, eval, checkpoint.
+public final class Trainer<Source: BatchSource> {
+    /// The parameters trained.
+    public let arena: ParameterArena
+    /// Hyperparameters.
+    public let config: TrainerConfig
+    /// The optimizer (AdamW, decay on tensors of rank >= 2).
+    public let optimizer: AdamW
+    /// Where metrics go.
+    public let sink: MetricsSink?
+    /// The stage's random stream (dropout, sampling); saved with checkpoints.
+    public var rng: RNG
+    public private(set) var step = 0
+    public private(set) var epoch = 0
+    public private(set) var bestEvalLoss: Double?
+    private var evaluationsWithoutImprovement = 0
+    var source: Source
+
+    /// The loss of one batch and how many items (tokens or pairs) it covered.
+    public typealias LossFunction = (Source.Batch, inout RNG) -> (loss: Tensor, items: Int, metrics: [String: Double])
+    let lossFunction: LossFunction
+    /// Mean loss and metrics on the validation data.
+    public var evaluate: (() -> (loss: Double, metrics: [String: Double]))?
+
+    /// A trainer over `arena` reading `source`.
+    public init(arena: ParameterArena, config: TrainerConfig, source: Source, sink: MetricsSink? = nil,
+                loss: @escaping LossFunction) {
+        self.arena = arena
+        self.config = config
+        self.source = source
+        self.sink = sink
+        self.lossFunction = loss
+        self.rng = RNG(seed: config.seed)
+        optimizer = AdamW(arena: arena, learningRate: config.learningRate, beta1: config.adamBeta1,
+                          beta2: config.adamBeta2, epsilon: config.adamEpsilon, weightDecay: config.weightDecay,
+                          decayFilter: .matricesOnly)
+    }
+
+    private func nextBatch() -> Source.Batch {
+        if let b = source.next() { return b }
+        epoch += 1
+        source.startNextEpoch()
+        guard let b = source.next() else { preconditionFailure("a batch source produced an empty epoch") }
+        return b
+    }
+
+    /// Runs until `maxSteps`, early stopping, or `progress` returning false. Checkpoints go to
+    /// `checkpointDirectory/last` (and `best` when evaluating). Returns the final step.
+    @discardableResult
+    public func run(checkpointDirectory: URL? = nil, progress: ((TrainingProgress) -> Bool)? = nil) throws -> Int {
+        let schedule = config.schedule
+        while step < config.maxSteps {
+            let started = DispatchTime.now().uptimeNanoseconds
+            let lr = schedule.lr(at: step)
+            optimizer.learningRate = lr
+            var lossSum = 0.0, items = 0
+            var metricSums: [String: Double] = [:]
+            let k = max(1, config.gradientAccumulationSteps)
+            for _ in 0..<k {
+                let (loss, n, metrics) = lossFunction(nextBatch(), &rng)
+                guard loss.item.isFinite else { throw TrainingError.nonFiniteLoss(step: step + 1) }
+                (loss * (1 / Float(k))).backward()
+                lossSum += Double(loss.item)
+                items += n
+                for (name, v) in metrics { metricSums[name, default: 0] += v }
+            }
+            let gradNorm = config.maxGradNorm > 0 ? Double(arena.clipGradNorm(maxNorm: Float(config.maxGradNorm))) : Double(arena.gradNorm())
+            optimizer.step()
+            arena.zeroGrad()
+            step += 1
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) * 1e-9
+            let loss = lossSum / Double(k)
+            if let sink, config.loggingSteps > 0, step % config.loggingSteps == 0 || step == config.maxSteps {
+                sink.record(step: step, name: "train/loss", value: loss)
+                sink.record(step: step, name: "train/learning_rate", value: lr)
+                sink.record(step: step, name: "train/grad_norm", value: gradNorm)
+                sink.record(step: step, name: "train/items_per_second", value: Double(items) / seconds)
+                for (name, v) in metricSums { sink.record(step: step, name: "train/" + name, value: v / Double(k)) }
+            }
+            var evalLoss: Double?
+            var stop = false
+            if let evaluate, (config.evalSteps > 0 && step % config.evalSteps == 0) || step == config.maxSteps {
+                let result = Autograd.withoutGrad { evaluate() }
+                evalLoss = result.loss
+                sink?.record(step: step, name: "eval/loss", value: result.loss)
+                for (name, v) in result.metrics { sink?.record(step: step, name: "eval/" + name, value: v) }
+                if bestEvalLoss.map({ result.loss < $0 }) ?? true {
+                    bestEvalLoss = result.loss
+                    evaluationsWithoutImprovement = 0
+                    if let dir = checkpointDirectory { try saveCheckpoint(to: dir.appendingPathComponent("best")) }
+                } else {
+                    evaluationsWithoutImprovement += 1
+                    if config.earlyStoppingPatience > 0 && evaluationsWithoutImprovement >= config.earlyStoppingPatience {
+                        stop = true
+                    }
+                }
+            }
+            if let dir = checkpointDirectory, (config.saveSteps > 0 && step % config.saveSteps == 0) || step == config.maxSteps || stop {
+                try saveCheckpoint(to: dir.appendingPathComponent("last"))
+            }
+            let p = TrainingProgress(step: step, maxSteps: config.maxSteps, loss: loss, learningRate: lr, gradNorm: gradNorm,
+                                     itemsPerSecond: Double(items) / seconds, evalLoss: evalLoss)
+            if let progress, !progress(p) {
+                if let dir = checkpointDirectory { try saveCheckpoint(to: dir.appendingPathComponent("last")) }
+                break
+            }
+            if stop { break }
+        }
+        return step
+    }
+
+    // MARK: Checkpoints
+
+    /// Writes weights (arena layout), AdamW moments and the trainer state into `directory`,
+    /// replacing it atomically (a crash leaves the previous checkpoint intact).
+    public func saveCheckpoint(to directory: URL) throws {
+        let fm = FileManager.default
+        let parent = directory.deletingLastPathComponent()
+        try fm.createDirectory(at: parent, withIntermediateDirectories: true)
+        let staging = parent.appendingPathComponent(".\(directory.lastPathComponent).partial-\(ProcessInfo.processInfo.processIdentifier)")
+        try? fm.removeItem(at: staging)
+        try fm.createDirectory(at: staging, withIntermediateDirectories: true)
+        var weights: [String: Tensor] = [:]
+        for (entry, t) in zip(arena.entries, arena.tensors) { weights[entry.name] = t.detached() }
+        try Safetensors.write(weights, to: staging.appendingPathComponent("weights.safetensors"))
+        let opt = optimizer.state()
+        try Safetensors.write(["exp_avg": Tensor(shape: [opt.expAvg.count], values: opt.expAvg),
+                               "exp_avg_sq": Tensor(shape: [opt.expAvgSq.count], values: opt.expAvgSq)],
+                              to: staging.appendingPathComponent("optimizer.safetensors"))
+        let state = TrainerState(step: step, epoch: epoch, rng: rng, positionJSON: try JSONEncoder().encode(source.position),
+                                 bestEvalLoss: bestEvalLoss, evaluationsWithoutImprovement: evaluationsWithoutImprovement,
+                                 optimizerStepCount: opt.stepCount, optimizerParameterNames: opt.parameterNames,
+                                 optimizerParameterSteps: opt.parameterSteps)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(state).write(to: staging.appendingPathComponent("trainer_state.json"))
+        // Swap in: the old checkpoint is removed only once the new one is complete.
+        let old = parent.appendingPathComponent(".\(directory.lastPathComponent).old-\(ProcessInfo.processInfo.processIdentifier)")
+        try? fm.removeItem(at: old)
+        if fm.fileExists(atPath: directory.path) { try fm.moveItem(at: directory, to: old) }
+        try fm.moveItem(at: staging, to: directory)
+        try? fm.removeItem(at: old)
+    }
+
+    /// Restores weights, optimizer moments, RNG, data position and step from a checkpoint written
+    /// by ``saveCheckpoint(to:)`` for a model of the same layout.
+    public func resume(from directory: URL) throws {
+        let path = directory.path
+        func fail(_ reason: String) -> TrainingError { .checkpoint(path: path, reason: reason) }
+        guard let stateData = FileManager.default.contents(atPath: directory.appendingPathComponent("trainer_state.json").path) else {
+            throw fail("trainer_state.json is missing")
+        }
+        let state: TrainerState
+        do { state = try JSONDecoder().decode(TrainerState.self, from: stateData) } catch {
+            throw fail("trainer_state.json is unreadable (\(error))")
+        }
+        let weights = try SafetensorsFile(url: directory.appendingPathComponent("weights.safetensors"))
+        for (entry, t) in zip(arena.entries, arena.tensors) {
+            guard weights.contains(entry.name) else { throw fail("weights.safetensors lacks \(entry.name)") }
+            let w = try weights.tensor(entry.name)
+            guard w.shape == entry.shape else { throw fail("\(entry.name) has shape \(w.shape), the model has \(entry.shape)") }
+            t.data.update(from: w.data, count: w.count)
+        }
+        let moments = try SafetensorsFile(url: directory.appendingPathComponent("optimizer.safetensors"))
+        try optimizer.restore(AdamWState(stepCount: state.optimizerStepCount, parameterNames: state.optimizerParameterNames,
+                                         parameterSteps: state.optimizerParameterSteps,
+                                         expAvg: moments.tensor("exp_avg").values, expAvgSq: moments.tensor("exp_avg_sq").values))
+        let position: Source.Position
+        do { position = try JSONDecoder().decode(Source.Position.self, from: state.positionJSON) } catch {
+            throw fail("the saved data position does not fit this data (\(error))")
+        }
+        try source.restore(position)
+        step = state.step
+        epoch = state.epoch
+        rng = state.rng
+        bestEvalLoss = state.bestEvalLoss
+        evaluationsWithoutImprovement = state.evaluationsWithoutImprovement
+    }
+}
