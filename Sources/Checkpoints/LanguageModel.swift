@@ -60,16 +60,7 @@ public struct LanguageModel {
         }
         let gguf = try GGUFFile(url: URL(fileURLWithPath: path))
         let model = try ModelCheckpoint.loadGGUF(gguf)
-        let preName = (try? gguf.string("tokenizer.ggml.pre")) ?? "gpt2"
-        guard let pre = PreTokenizer(ggufName: preName) else {
-            throw CheckpointError.unsupported(file: path, reason: "tokenizer.ggml.pre '\(preName)' is not supported (expected gpt2 or smollm)")
-        }
-        let model32 = { (key: String) in (try? gguf.int(key)).map(Int32.init) }
-        let tokenizer = try Tokenizer(
-            ggufTokens: try gguf.strings("tokenizer.ggml.tokens"), merges: try gguf.strings("tokenizer.ggml.merges"),
-            tokenTypes: (try? gguf.ints("tokenizer.ggml.token_type"))?.map(Int32.init), preTokenizer: pre,
-            bosTokenID: model32("tokenizer.ggml.bos_token_id"), eosTokenID: model32("tokenizer.ggml.eos_token_id"),
-            padTokenID: model32("tokenizer.ggml.padding_token_id"), unknownTokenID: model32("tokenizer.ggml.unknown_token_id"))
+        let tokenizer = try Self.tokenizer(gguf: gguf)
         return LanguageModel(model: model, tokenizer: tokenizer,
                              chatTemplate: template(jinja: try? gguf.string("tokenizer.chat_template"), tokenizer: tokenizer),
                              source: path)

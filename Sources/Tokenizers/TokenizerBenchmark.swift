@@ -59,21 +59,25 @@ public enum TokenizerBenchmark {
             throw TokenizerError.fileAccess(file: directory.path, reason: "cannot be listed (\(error.localizedDescription))")
         }
         var lines: [String] = []
-        for name in names {
-            let url = directory.appendingPathComponent(name)
-            let text = String(decoding: try readFileBytes(url), as: UTF8.self)
-            var inConversations = false
-            for raw in text.split(separator: "\n", omittingEmptySubsequences: true) {
-                let line = String(raw)
-                if line.hasPrefix("conversations:") { inConversations = true; continue }
-                guard inConversations else { continue }
-                if line.hasPrefix("- - ") {
-                    lines.append(unquote(String(line.dropFirst(4))))
-                } else if line.hasPrefix("  - ") {
-                    lines.append(unquote(String(line.dropFirst(4))))
-                } else if line.hasPrefix("    "), !lines.isEmpty {
-                    lines[lines.count - 1] += " " + line.trimmingCharacters(in: .whitespaces)
-                }
+        for name in names { lines += try chatCorpusLines(file: directory.appendingPathComponent(name)) }
+        return lines
+    }
+
+    /// The utterances of one ChatterBot corpus file, as ``chatCorpusLines(directory:)`` reads them.
+    public static func chatCorpusLines(file url: URL) throws(TokenizerError) -> [String] {
+        let text = String(decoding: try readFileBytes(url), as: UTF8.self)
+        var lines: [String] = []
+        var inConversations = false
+        for raw in text.split(separator: "\n", omittingEmptySubsequences: true) {
+            let line = String(raw)
+            if line.hasPrefix("conversations:") { inConversations = true; continue }
+            guard inConversations else { continue }
+            if line.hasPrefix("- - ") {
+                lines.append(unquote(String(line.dropFirst(4))))
+            } else if line.hasPrefix("  - ") {
+                lines.append(unquote(String(line.dropFirst(4))))
+            } else if line.hasPrefix("    "), !lines.isEmpty {
+                lines[lines.count - 1] += " " + line.trimmingCharacters(in: .whitespaces)
             }
         }
         return lines

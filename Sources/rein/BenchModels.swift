@@ -4,6 +4,7 @@ import Generation
 import NN
 import Optimizers
 import TensorCore
+import Tokenizers
 
 /// Model shapes measured by `rein bench models`.
 enum BenchShape: String, CaseIterable, ExpressibleByArgument {
@@ -95,5 +96,23 @@ struct BenchModels: ParsableCommand {
                 print("  generation, KV cache, batch \(genBatch), 16 + 64 tokens: \(fmt(Double(genBatch * 64) / seconds, 10, 1)) new tokens/s")
             }
         }
+        try benchTokenizer()
+    }
+}
+
+extension BenchModels {
+    /// GPT-2 tokenizer encode throughput over the ChatterBot lines, on the calling thread.
+    func benchTokenizer() throws {
+        let gpt2 = URL(fileURLWithPath: "assets/gpt2"), chatterbot = URL(fileURLWithPath: "assets/chatterbot/english")
+        print("")
+        guard FileManager.default.fileExists(atPath: gpt2.appendingPathComponent("merges.txt").path),
+              FileManager.default.fileExists(atPath: chatterbot.path) else {
+            print("GPT-2 tokenizer: needs assets/gpt2 and assets/chatterbot (run scripts/fetch-assets.sh)")
+            return
+        }
+        let tokenizer = try Tokenizer(vocabJSON: gpt2.appendingPathComponent("vocab.json"), merges: gpt2.appendingPathComponent("merges.txt"))
+        let lines = try TokenizerBenchmark.chatCorpusLines(directory: chatterbot)
+        let result = TokenizerBenchmark.encodeThroughput(tokenizer: tokenizer, lines: lines, repetitions: options.quick ? 3 : 5)
+        print("GPT-2 tokenizer encode, 1 thread, \(lines.count) ChatterBot lines: \(result)")
     }
 }

@@ -1,0 +1,65 @@
+import ArgumentParser
+import Foundation
+import Tokenizers
+
+/// Reading the texts of data files: `.txt` (the whole file is one text), `.jsonl` (one
+/// `{"text": ...}` object per line) and ChatterBot `.yml` corpora (one text per utterance).
+enum TextCorpus {
+    /// The kinds of file `texts(of:)` reads.
+    static let extensions = ["txt", "jsonl", "yml"]
+
+    /// The texts of one file, by its extension, which must be one of `accepted`.
+    static func texts(of path: String, accepted: [String] = extensions) throws -> [String] {
+        let ext = URL(fileURLWithPath: path).pathExtension.lowercased()
+        guard accepted.contains(ext) else {
+            let kinds = accepted.map { "." + $0 }
+            throw CLIError("\(path): expected a \(kinds.dropLast().joined(separator: ", ")) or \(kinds.last!) file")
+        }
+        switch ext {
+        case "jsonl": return try jsonlTexts(path)
+        case "yml": return try TokenizerBenchmark.chatCorpusLines(file: URL(fileURLWithPath: path))
+        default: return [String(decoding: try contents(path), as: UTF8.self)]
+        }
+    }
+
+    /// The `text` field of each non-blank line of a JSONL file; a bad line is an error naming
+    /// file:line and the field.
+    static func jsonlTexts(_ path: String) throws -> [String] {
+        var texts: [String] = []
+        let data = try contents(path)
+        for (index, line) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
+            let location = "\(path):\(index + 1)"
+            guard line.contains(where: { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\r") && $0 != UInt8(ascii: "\t") })
+            else { continue }
+            let object: Any
+            do {
+                object = try JSONSerialization.jsonObject(with: Data(line), options: [.fragmentsAllowed])
+            } catch {
+                throw CLIError("\(location): not valid JSON")
+            }
+            guard let record = object as? [String: Any] else { throw CLIError("\(location): expected a JSON object with a \"text\" field") }
+            guard let value = record["text"] else { throw CLIError("\(location): missing the field \"text\"") }
+            guard let text = value as? String else { throw CLIError("\(location): the field \"text\" must be a string, found \(jsonKind(value))") }
+            texts.append(text)
+        }
+        return texts
+    }
+
+    /// A file's bytes, or an error naming it.
+    static func contents(_ path: String) throws -> Data {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw CLIError("\(path): no such file") }
+        guard !isDirectory.boolValue else { throw CLIError("\(path): is a directory, expected a file") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("\(path): cannot be read") }
+        return data
+    }
+
+    private static func jsonKind(_ value: Any) -> String {
+        switch value {
+        case is NSNull: return "null"
+        case is [Any]: return "an array"
+        case is [String: Any]: return "an object"
+        default: return "a number or boolean"
+        }
+    }
+}
