@@ -40,6 +40,15 @@ public final class DecoderModel {
     /// Names of parameters Hugging Face stores transposed (GPT-2's Conv1D weights).
     public let transposedInCheckpoint: Set<String>
 
+    /// LoRA adapters by the identity of the weight they adapt (see LoRA.swift).
+    var adapters: [ObjectIdentifier: LoRAAdapter] = [:]
+    /// The settings the adapters were made with.
+    public internal(set) var loraConfig: LoRAConfig?
+    /// Entries of the arena that belong to the base model (adapters come after them).
+    public internal(set) var baseParameterCount: Int = 0
+    /// Draws LoRA dropout masks while training; nil (the default) disables dropout, as inference wants.
+    public var dropoutRNG: RNG?
+
     /// A model with parameters initialized as the reference implementations do: N(0, 0.02) for
     /// weights (residual projections of GPT-2 scaled by 1/√(2·layers)), zero biases, unit norms.
     public convenience init(config: ModelConfig, rng: inout RNG) {
@@ -116,6 +125,7 @@ public final class DecoderModel {
         }
         lmHead = config.tieEmbeddings ? embed : weight("lm_head.weight", [V, C])
         transposedInCheckpoint = transposed
+        baseParameterCount = arena.entries.count
     }
 
     /// An upper bound on the arena floats a config needs (parameters plus alignment padding), so the
@@ -186,20 +196,20 @@ public final class DecoderModel {
             switch config.family {
             case .gpt2:
                 let a = layerNorm(h, weight: blk.norm1, bias: blk.norm1Bias, eps: eps)
-                let qkv = linear(a, weight: blk.qkv!, bias: blk.qkvBias)
+                let qkv = project(a, weight: blk.qkv!, bias: blk.qkvBias)
                 let att = attend(qkv.slice(axis: 2, 0..<C), qkv.slice(axis: 2, C..<(2 * C)), qkv.slice(axis: 2, (2 * C)..<(3 * C)))
-                h = h + linear(att, weight: blk.o, bias: blk.oBias)
+                h = h + project(att, weight: blk.o, bias: blk.oBias)
                 let m = layerNorm(h, weight: blk.norm2, bias: blk.norm2Bias, eps: eps)
-                h = h + linear(gelu(linear(m, weight: blk.up, bias: blk.upBias)), weight: blk.down, bias: blk.downBias)
+                h = h + project(gelu(project(m, weight: blk.up, bias: blk.upBias)), weight: blk.down, bias: blk.downBias)
             case .llama:
                 let a = rmsNorm(h, weight: blk.norm1, eps: eps)
-                let q = rope(linear(a, weight: blk.q!, bias: blk.qBias), positions: pos, heads: config.heads, table: ropeTable!)
-                let k = rope(linear(a, weight: blk.k!, bias: blk.kBias), positions: pos, heads: config.kvHeads, table: ropeTable!)
-                let v = linear(a, weight: blk.v!, bias: blk.vBias)
-                h = h + linear(attend(q, k, v), weight: blk.o, bias: blk.oBias)
+                let q = rope(project(a, weight: blk.q!, bias: blk.qBias), positions: pos, heads: config.heads, table: ropeTable!)
+                let k = rope(project(a, weight: blk.k!, bias: blk.kBias), positions: pos, heads: config.kvHeads, table: ropeTable!)
+                let v = project(a, weight: blk.v!, bias: blk.vBias)
+                h = h + project(attend(q, k, v), weight: blk.o, bias: blk.oBias)
                 let m = rmsNorm(h, weight: blk.norm2, eps: eps)
-                let gated = silu(linear(m, weight: blk.gate!, bias: blk.gateBias)) * linear(m, weight: blk.up, bias: blk.upBias)
-                h = h + linear(gated, weight: blk.down, bias: blk.downBias)
+                let gated = silu(project(m, weight: blk.gate!, bias: blk.gateBias)) * project(m, weight: blk.up, bias: blk.upBias)
+                h = h + project(gated, weight: blk.down, bias: blk.downBias)
             }
         }
         switch config.family {

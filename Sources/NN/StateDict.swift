@@ -28,7 +28,8 @@ extension DecoderModel {
     /// key, an extra key or a wrong shape is an error naming the key, and nothing is changed then.
     /// A tied model ignores a stored `lm_head.weight`. `source` names the file in errors.
     public func load(stateDict tensors: [String: Tensor], source: String) throws(StateDictError) {
-        let expectedNames = Set(arena.entries.map(\.name))
+        let base = zip(arena.entries, arena.tensors).prefix(baseParameterCount)
+        let expectedNames = Set(base.map(\.0.name))
         var extra = Set(tensors.keys).subtracting(expectedNames)
         if config.tieEmbeddings { extra.remove("lm_head.weight") }
         // Buffers some exporters add that carry no parameters.
@@ -36,12 +37,12 @@ extension DecoderModel {
         let missing = expectedNames.subtracting(tensors.keys)
         if !missing.isEmpty { throw .missing(source: source, keys: missing.sorted()) }
         if !extra.isEmpty { throw .unexpected(source: source, keys: extra.sorted()) }
-        for entry in arena.entries {
+        for (entry, _) in base {
             let t = tensors[entry.name]!
             let shape = checkpointShape(entry)
             if t.shape != shape { throw .shape(source: source, key: entry.name, expected: shape, found: t.shape) }
         }
-        for (entry, param) in zip(arena.entries, arena.tensors) {
+        for (entry, param) in base {
             let t = tensors[entry.name]!
             if transposedInCheckpoint.contains(entry.name) {
                 let rows = t.shape[0], cols = t.shape[1]   // stored [in, out]; ours is [out, in]
@@ -53,10 +54,11 @@ extension DecoderModel {
         }
     }
 
-    /// Every parameter under its Hugging Face name and layout (copies), ready to write.
+    /// Every base parameter under its Hugging Face name and layout (copies), ready to write.
+    /// LoRA adapters are not included: merge them first (``mergeLoRA()``) or save them apart.
     public func stateDict() -> [String: Tensor] {
         var out: [String: Tensor] = [:]
-        for (entry, param) in zip(arena.entries, arena.tensors) {
+        for (entry, param) in zip(arena.entries, arena.tensors).prefix(baseParameterCount) {
             out[entry.name] = transposedInCheckpoint.contains(entry.name)
                 ? Autograd.withoutGrad { param.detached().transposed() } : param.detached().copy()
         }
