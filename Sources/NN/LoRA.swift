@@ -93,6 +93,8 @@ extension DecoderModel {
             throw LoRAError.noTargetMatched(targets: config.targetModules, available: names)
         }
         arena.freezeAll()
+        // Heads stay trainable in full (PEFT's modules_to_save for reward and value heads).
+        arena.unfreeze { $0.name == "score.weight" || $0.name.hasPrefix("v_head.") }
         for (path, w) in chosen {
             let out = w.shape[0], inFeatures = w.shape[1]
             let a = arena.add(name: Self.peftKey(path, "A"), shape: [config.r, inFeatures])
