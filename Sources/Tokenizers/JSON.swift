@@ -3,7 +3,7 @@ import Foundation
 /// A parsed JSON value. Objects keep their members in file order as a list, never as a
 /// `[String: ...]` dictionary: Swift string equality is canonical equivalence, which would fold
 /// distinct vocabulary keys such as "é" and "e\u{301}" into one.
-enum JSONValue {
+package enum JSONValue {
     case null
     case bool(Bool)
     case integer(Int)
@@ -13,18 +13,18 @@ enum JSONValue {
     case object([(key: String, value: JSONValue)])
 
     /// The member named `key` (compared byte by byte), or nil.
-    subscript(key: String) -> JSONValue? {
+    package subscript(key: String) -> JSONValue? {
         guard case let .object(members) = self else { return nil }
         let target = key.utf8
         return members.first { $0.key.utf8.elementsEqual(target) }?.value
     }
 
-    var isNull: Bool {
+    package var isNull: Bool {
         if case .null = self { return true }
         return false
     }
 
-    var typeName: String {
+    package var typeName: String {
         switch self {
         case .null: return "null"
         case .bool: return "a boolean"
@@ -37,14 +37,14 @@ enum JSONValue {
 }
 
 /// A JSON syntax error at a byte offset.
-struct JSONSyntaxError: Error {
-    var offset: Int
-    var reason: String
+package struct JSONSyntaxError: Error {
+    package var offset: Int
+    package var reason: String
 }
 
 /// Recursive-descent JSON parser over UTF-8 bytes (RFC 8259), with a nesting limit so hostile input
-/// cannot exhaust the stack.
-struct JSONParser {
+/// cannot exhaust the stack. Package-visible: the Datasets target parses JSONL lines with it.
+package struct JSONParser {
     private let p: UnsafePointer<UInt8>
     private let end: Int
     private var i = 0
@@ -52,7 +52,7 @@ struct JSONParser {
     private static let maxDepth = 256
 
     /// Parses a whole document; the input must already be valid UTF-8.
-    static func parse(_ bytes: UnsafeBufferPointer<UInt8>) throws(JSONSyntaxError) -> JSONValue {
+    package static func parse(_ bytes: UnsafeBufferPointer<UInt8>) throws(JSONSyntaxError) -> JSONValue {
         guard let base = bytes.baseAddress, bytes.count > 0 else {
             throw JSONSyntaxError(offset: 0, reason: "the file is empty")
         }
