@@ -54,7 +54,7 @@ let package = Package(
             swiftSettings: numericSettings
         ),
         .target(name: "Training", dependencies: ["TensorCore", "Optimizers", "NN"]),
-        .target(name: "Alignment", dependencies: ["TensorCore", "NN", "Training"]),
+        .target(name: "Alignment", dependencies: ["TensorCore", "NN", "Training", "Datasets"]),
         .target(name: "Checkpoints", dependencies: ["TensorCore", "NN", "Tokenizers"], swiftSettings: numericSettings),
         .executableTarget(
             name: "rein",
@@ -68,7 +68,7 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Tokenizers"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore"]),
-        .testTarget(name: "AlignmentTests", dependencies: ["Alignment", "NN", "TensorCore"]),
+        .testTarget(name: "AlignmentTests", dependencies: ["Alignment", "NN", "TensorCore", "Datasets", "Tokenizers", "Training"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "NN", "Optimizers", "TensorCore"]),
         .testTarget(name: "GenerationTests", dependencies: ["Generation", "NN", "TensorCore", "Checkpoints"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "NN", "TensorCore", "Tokenizers", "Generation"]),

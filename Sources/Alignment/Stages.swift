@@ -1,0 +1,202 @@
+import Datasets
+import Foundation
+import NN
+import TensorCore
+import Training
+
+/// Batches of tokenized examples (pretraining, SFT), reshuffled every epoch, resumable.
+public struct ExampleSource: BatchSource {
+    let examples: [TokenizedExample]
+    let collator: Collator
+    var order: EpochBatches
+
+    /// A source of right-padded batches of `batchSize` examples.
+    public init(examples: [TokenizedExample], collator: Collator, batchSize: Int, seed: UInt64) throws {
+        self.examples = examples
+        self.collator = collator
+        order = try EpochBatches(count: examples.count, batchSize: batchSize, seed: seed)
+    }
+
+    public mutating func next() -> Batch? { collator.collate(order.next().map { examples[$0] }) }
+    public mutating func startNextEpoch() {}   // EpochBatches rolls over by itself
+    public var position: DataPosition { order.position }
+    public mutating func restore(_ position: DataPosition) throws { try order.restore(position) }
+}
+
+/// Batches of preference pairs (reward, DPO): chosen rows first, then rejected.
+public struct PairSource: BatchSource {
+    let pairs: [TokenizedPair]
+    let collator: Collator
+    var order: EpochBatches
+
+    /// A source of `batchSize` pairs per batch.
+    public init(pairs: [TokenizedPair], collator: Collator, batchSize: Int, seed: UInt64) throws {
+        self.pairs = pairs
+        self.collator = collator
+        order = try EpochBatches(count: pairs.count, batchSize: batchSize, seed: seed)
+    }
+
+    public mutating func next() -> PairBatch? { collator.collate(order.next().map { pairs[$0] }) }
+    public mutating func startNextEpoch() {}
+    public var position: DataPosition { order.position }
+    public mutating func restore(_ position: DataPosition) throws { try order.restore(position) }
+}
+
+/// What a stage reports at the end.
+public struct StageSummary: Sendable {
+    /// Optimizer steps run.
+    public var steps: Int
+    /// Training loss of the last step.
+    public var finalTrainLoss: Double
+    /// Validation metrics after the last step (loss and the stage's own).
+    public var validation: [String: Double]
+}
+
+/// The supervised stages: each builds a loss over its batches and runs the shared ``Trainer``.
+public enum Stages {
+    /// Token-level cross-entropy on the label positions (SFT: completion/assistant tokens and EOS;
+    /// pretraining: every token).
+    static func languageModelingLoss(_ model: DecoderModel, _ b: Batch) -> (loss: Tensor, items: Int) {
+        let logits = model.logits(ids: b.ids, batch: b.rows, length: b.length, attentionMask: b.attentionMask)
+        let loss = model.languageModelingLoss(logits: logits, labels: b.labels, batch: b.rows, length: b.length)
+        return (loss, b.labels.filter { $0 != Batch.ignoreIndex }.count)
+    }
+
+    /// Mean loss over validation batches (and mean of the metrics), without autograd.
+    static func average(_ batches: [[Double]], names: [String]) -> [String: Double] {
+        var out: [String: Double] = [:]
+        guard !batches.isEmpty else { return out }
+        for (k, name) in names.enumerated() { out[name] = batches.map { $0[k] }.reduce(0, +) / Double(batches.count) }
+        return out
+    }
+
+    /// Supervised fine-tuning (or pretraining on packed text): loss on label positions only.
+    /// Validation reports `loss` and `perplexity` (exp of the token-weighted mean loss).
+    public static func sft(model: DecoderModel, train: [TokenizedExample], validation: [TokenizedExample], collator: Collator,
+                           batchSize: Int, config: TrainerConfig, sink: MetricsSink? = nil, checkpointDirectory: URL? = nil,
+                           resume: Bool = false, progress: ((TrainingProgress) -> Bool)? = nil) throws -> StageSummary {
+        let source = try ExampleSource(examples: train, collator: collator, batchSize: batchSize, seed: config.seed)
+        let trainer = Trainer(arena: model.arena, config: config, source: source, sink: sink) { batch, _ in
+            let (loss, items) = languageModelingLoss(model, batch)
+            return (loss, items, [:])
+        }
+        if !validation.isEmpty {
+            trainer.evaluate = {
+                var nll = 0.0, tokens = 0
+                for start in stride(from: 0, to: validation.count, by: batchSize) {
+                    let b = collator.collate(Array(validation[start..<min(start + batchSize, validation.count)]))
+                    let (loss, items) = languageModelingLoss(model, b)
+                    nll += Double(loss.item) * Double(items)
+                    tokens += items
+                }
+                let mean = tokens > 0 ? nll / Double(tokens) : 0
+                return (mean, ["perplexity": Foundation.exp(mean)])
+            }
+        }
+        return try run(trainer, checkpointDirectory: checkpointDirectory, resume: resume, progress: progress)
+    }
+
+    /// Reward-model training on preference pairs: Bradley-Terry with the pairs' margins and optional
+    /// centering. Validation reports `loss`, `accuracy`, `margin`, `reward_mean`, `reward_std`.
+    public static func reward(model: DecoderModel, train: [TokenizedPair], validation: [TokenizedPair], collator: Collator,
+                              batchSize: Int, config: TrainerConfig, centering: Float = 0, sink: MetricsSink? = nil,
+                              checkpointDirectory: URL? = nil, resume: Bool = false,
+                              progress: ((TrainingProgress) -> Bool)? = nil) throws -> StageSummary {
+        precondition(model.scoreHead != nil, "a reward model needs its score head (addScoreHead)")
+        func loss(_ b: PairBatch) -> (Tensor, [String: Double]) {
+            let s = b.sequences
+            let r = model.rewards(ids: s.ids, batch: s.rows, length: s.length, attentionMask: s.attentionMask)
+            let P = b.pairs
+            return bradleyTerryLoss(chosen: r.slice(axis: 0, 0..<P), rejected: r.slice(axis: 0, P..<(2 * P)),
+                                    margins: b.margins, centering: centering)
+        }
+        let source = try PairSource(pairs: train, collator: collator, batchSize: batchSize, seed: config.seed)
+        let trainer = Trainer(arena: model.arena, config: config, source: source, sink: sink) { batch, _ in
+            let (l, m) = loss(batch)
+            return (l, batch.pairs, m)
+        }
+        if !validation.isEmpty {
+            trainer.evaluate = {
+                // Accuracy and margins over the whole split; mean and std over every reward.
+                var chosen: [Float] = [], rejected: [Float] = [], losses: [Double] = []
+                for start in stride(from: 0, to: validation.count, by: batchSize) {
+                    let b = collator.collate(Array(validation[start..<min(start + batchSize, validation.count)]))
+                    let s = b.sequences
+                    let r = model.rewards(ids: s.ids, batch: s.rows, length: s.length, attentionMask: s.attentionMask).values
+                    chosen += r[0..<b.pairs]
+                    rejected += r[b.pairs..<(2 * b.pairs)]
+                    losses.append(Double(loss(b).0.item) * Double(b.pairs))
+                }
+                let (_, m) = bradleyTerryLoss(chosen: Tensor(shape: [chosen.count], values: chosen),
+                                              rejected: Tensor(shape: [rejected.count], values: rejected))
+                return (losses.reduce(0, +) / Double(chosen.count), m)
+            }
+        }
+        return try run(trainer, checkpointDirectory: checkpointDirectory, resume: resume, progress: progress)
+    }
+
+    /// DPO (sigmoid, IPO or cDPO) against a frozen reference model. Validation reports `loss` and
+    /// TRL's `rewards/*` and `logps/*` metrics.
+    public static func dpo(policy: DecoderModel, reference: DecoderModel, train: [TokenizedPair], validation: [TokenizedPair],
+                           collator: Collator, batchSize: Int, config: TrainerConfig, beta: Float = 0.1,
+                           lossType: DPOLossType = .sigmoid, labelSmoothing: Float = 0, sink: MetricsSink? = nil,
+                           checkpointDirectory: URL? = nil, resume: Bool = false,
+                           progress: ((TrainingProgress) -> Bool)? = nil) throws -> StageSummary {
+        reference.arena.freezeAll()
+        func logps(_ model: DecoderModel, _ s: Batch) -> (Tensor, [Int]) {
+            let logits = model.logits(ids: s.ids, batch: s.rows, length: s.length, attentionMask: s.attentionMask)
+            return sequenceLogProbs(logits: logits, ids: s.ids, lossMask: s.labels.map { $0 != Batch.ignoreIndex })
+        }
+        func loss(_ b: PairBatch) -> (Tensor, [String: Double]) {
+            let s = b.sequences, P = b.pairs
+            let (ref, _) = Autograd.withoutGrad { logps(reference, s) }
+            let refValues = ref.values
+            let (pol, counts) = logps(policy, s)
+            return dpoLoss(policyChosen: pol.slice(axis: 0, 0..<P), policyRejected: pol.slice(axis: 0, P..<(2 * P)),
+                           referenceChosen: Array(refValues[0..<P]), referenceRejected: Array(refValues[P..<(2 * P)]),
+                           beta: beta, type: lossType, labelSmoothing: labelSmoothing,
+                           chosenCounts: Array(counts[0..<P]), rejectedCounts: Array(counts[P..<(2 * P)]))
+        }
+        let source = try PairSource(pairs: train, collator: collator, batchSize: batchSize, seed: config.seed)
+        let trainer = Trainer(arena: policy.arena, config: config, source: source, sink: sink) { batch, _ in
+            let (l, m) = loss(batch)
+            return (l, batch.pairs, m)
+        }
+        if !validation.isEmpty {
+            trainer.evaluate = {
+                var rows: [[Double]] = []
+                let names = ["loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins",
+                             "logps/chosen", "logps/rejected"]
+                for start in stride(from: 0, to: validation.count, by: batchSize) {
+                    let b = collator.collate(Array(validation[start..<min(start + batchSize, validation.count)]))
+                    let (l, m) = loss(b)
+                    rows.append([Double(l.item)] + names.dropFirst().map { m[$0] ?? 0 })
+                }
+                var avg = average(rows, names: names)
+                let mean = avg.removeValue(forKey: "loss") ?? 0
+                return (mean, avg)
+            }
+        }
+        return try run(trainer, checkpointDirectory: checkpointDirectory, resume: resume, progress: progress)
+    }
+
+    static func run<S>(_ trainer: Trainer<S>, checkpointDirectory: URL?, resume: Bool,
+                       progress: ((TrainingProgress) -> Bool)?) throws -> StageSummary {
+        if resume, let dir = checkpointDirectory?.appendingPathComponent("last"),
+           FileManager.default.fileExists(atPath: dir.path) {
+            try trainer.resume(from: dir)
+        }
+        var last = 0.0
+        try trainer.run(checkpointDirectory: checkpointDirectory) { p in
+            last = p.loss
+            return progress?(p) ?? true
+        }
+        var validation: [String: Double] = [:]
+        if let evaluate = trainer.evaluate {
+            let (loss, metrics) = Autograd.withoutGrad { evaluate() }
+            validation = metrics
+            validation["loss"] = loss
+        }
+        return StageSummary(steps: trainer.step, finalTrainLoss: last, validation: validation)
+    }
+}
