@@ -25,6 +25,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         .systemLibrary(
@@ -59,7 +60,8 @@ let package = Package(
         .executableTarget(
             name: "rein",
             dependencies: [
-                "TensorCore", "Optimizers", "Tokenizers", "NN", "Generation", "Checkpoints",
+                "TensorCore", "Optimizers", "Tokenizers", "NN", "Generation", "Checkpoints", "Datasets", "Training", "Alignment",
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -17,6 +17,15 @@ public struct LoRAConfig: Codable, Equatable, Sendable {
         case r, alpha = "lora_alpha", dropout = "lora_dropout", targetModules = "target_modules"
     }
 
+    /// Missing keys take the defaults above.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        r = try c.decodeIfPresent(Int.self, forKey: .r) ?? 8
+        alpha = try c.decodeIfPresent(Double.self, forKey: .alpha) ?? 16
+        dropout = try c.decodeIfPresent(Double.self, forKey: .dropout) ?? 0
+        targetModules = try c.decodeIfPresent([String].self, forKey: .targetModules) ?? ["q_proj", "v_proj"]
+    }
+
     /// Settings with PEFT-like defaults.
     public init(r: Int = 8, alpha: Double = 16, dropout: Double = 0, targetModules: [String] = ["q_proj", "v_proj"]) {
         self.r = r

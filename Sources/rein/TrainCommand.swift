@@ -1,0 +1,162 @@
+import Alignment
+import ArgumentParser
+import Checkpoints
+import Datasets
+import Foundation
+import NN
+import TensorCore
+import Training
+import Yams
+
+/// `rein train pretrain|sft|reward|dpo --config FILE.yaml`: one supervised stage.
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train one stage (pretrain, sft, reward, dpo) from a YAML config or flags.",
+        discussion: """
+        Config keys follow TRL: model, data, validation_data, validation_split, output_dir, max_length, \
+        batch_size, num_train_epochs or max_steps, learning_rate, lr_scheduler_type, warmup_steps, beta, \
+        loss_type, lora: {r, lora_alpha, lora_dropout, target_modules}, ... Flags override the file. \
+        An interrupted run resumes from output_dir/checkpoints/last.
+        """
+    )
+
+    @Argument(help: "The stage: pretrain, sft, reward or dpo.")
+    var kind: StageKind
+
+    @Option(help: "A YAML file with the stage's settings.")
+    var config: String?
+
+    @Option(help: "Model: a Hugging Face directory or a .gguf file.") var model: String?
+    @Option(help: "Training data (.jsonl, or .txt for pretrain).") var data: String?
+    @Option(name: .customLong("output-dir"), help: "Where checkpoints and the trained model go.") var outputDir: String?
+    @Option(name: .customLong("max-steps"), help: "Optimizer steps.") var maxSteps: Int?
+    @Option(name: .customLong("learning-rate"), help: "Peak learning rate.") var learningRate: Double?
+    @Option(name: .customLong("batch-size"), help: "Examples (or pairs) per micro-batch.") var batchSize: Int?
+    @Option(help: "Threads for OpenBLAS and the kernels.") var threads: Int?
+
+    func run() throws {
+        if let threads { Threads.set(threads) }
+        var settings = StageConfig()
+        if let path = config {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw CLIError("\(path): cannot read the config file") }
+            let raw: Any?
+            do { raw = try Yams.load(yaml: text) } catch { throw CLIError("\(path): not valid YAML: \(error)") }
+            guard let dict = raw as? [String: Any] else { throw CLIError("\(path): expected a mapping of settings at the top level") }
+            let unknown = StageConfig.unknownKeys(in: dict)
+            if !unknown.isEmpty {
+                throw CLIError(unknown.map { "\(path): unknown key '\($0.key)'" + ($0.suggestion.map { " (did you mean '\($0)'?)" } ?? "") }
+                    .joined(separator: "\n"))
+            }
+            do { settings = try YAMLDecoder().decode(StageConfig.self, from: text) } catch let error as DecodingError {
+                throw CLIError("\(path): \(describe(error))")
+            }
+        }
+        if let model { settings.model = model }
+        if let data { settings.data = data }
+        if let outputDir { settings.outputDir = outputDir }
+        if let maxSteps { settings.maxSteps = maxSteps }
+        if let learningRate { settings.learningRate = learningRate }
+        if let batchSize { settings.batchSize = batchSize }
+        let problems = settings.problems(for: kind)
+        guard problems.isEmpty else { throw CLIError(problems.map { (config ?? "flags") + ": " + $0 }.joined(separator: "\n")) }
+        try StageRunner(kind: kind, settings: settings).run()
+    }
+
+    /// A decoding error as "key.path: what was wrong".
+    func describe(_ error: DecodingError) -> String {
+        func path(_ c: [CodingKey]) -> String { c.map(\.stringValue).joined(separator: ".") }
+        switch error {
+        case let .typeMismatch(type, ctx): return "\(path(ctx.codingPath)): expected \(type)"
+        case let .valueNotFound(type, ctx): return "\(path(ctx.codingPath)): missing \(type)"
+        case let .keyNotFound(key, ctx): return "\(path(ctx.codingPath + [key])): missing"
+        case let .dataCorrupted(ctx): return "\(path(ctx.codingPath)): \(ctx.debugDescription)"
+        @unknown default: return "\(error)"
+        }
+    }
+}
+
+/// Loads the model and data of a stage, trains, and writes the result.
+struct StageRunner {
+    let kind: StageKind
+    let settings: StageConfig
+
+    func run() throws {
+        let started = Date()
+        let lm = try LanguageModel.load(settings.model!)
+        let model = lm.model
+        Terminal.note("loaded \(settings.model!): \(model.config.family.rawValue), \(model.arena.parameterCount / 1000)k parameters")
+        let eos = lm.eosTokenId ?? 0
+        let padID = try Collator.padTokenID(for: lm.tokenizer, eosTokenID: eos, template: lm.chatTemplate)
+        let collator = try Collator(padTokenID: padID, eosTokenID: eos)
+        let builder = try ExampleBuilder(tokenizer: lm.tokenizer, template: lm.chatTemplate, eosTokenID: eos,
+                                         maxLength: min(settings.maxLength, model.config.maxPositions), overflow: settings.overflow)
+        let sets = try RecordSet.readSplits(train: URL(fileURLWithPath: settings.data!),
+                                            validation: settings.validationData.map { URL(fileURLWithPath: $0) },
+                                            validationFraction: settings.validationData == nil ? settings.validationSplit : 0,
+                                            seed: settings.seed, onBadRecord: settings.onBadRecord)
+        if sets.train.stats.skipped > 0 {
+            Terminal.note("skipped \(sets.train.stats.skipped) bad line(s) of \(settings.data!): \(sets.train.stats.skipReasons.first.map { "\($0)" } ?? "")")
+        }
+        let outDir = URL(fileURLWithPath: settings.outputDir ?? "runs/\(kind.rawValue)")
+        let checkpoints = outDir.appendingPathComponent("checkpoints")
+        var rng = RNG(seed: settings.seed)
+        if kind == .reward { model.addScoreHead(rng: &rng) }
+        if let lora = settings.lora {
+            let n = try model.addLoRA(lora, rng: &rng)
+            Terminal.note("LoRA r=\(lora.r) on \(n) layers: \(model.arena.trainableCount / 1000)k trainable parameters")
+        }
+        var lastLog = 0
+        let report: (TrainingProgress) -> Bool = { p in
+            if Terminal.stderrIsTerminal || p.step - lastLog >= settings.loggingSteps || p.step == p.maxSteps {
+                lastLog = p.step
+                Terminal.writeError((Terminal.stderrIsTerminal ? "\r" : "") + "step \(p.step)/\(p.maxSteps)  loss \(fmt(p.loss, 0, 4))  "
+                    + "lr \(String(format: "%.2e", p.learningRate))  \(fmt(p.itemsPerSecond, 0, 0)) \(kind == .reward || kind == .dpo ? "pairs" : "tokens")/s"
+                    + (p.evalLoss.map { "  eval \(fmt($0, 0, 4))" } ?? "") + (Terminal.stderrIsTerminal && p.step < p.maxSteps ? "" : "\n"))
+            }
+            return true
+        }
+        let summary: StageSummary
+        switch kind {
+        case .pretrain, .sft:
+            var (train, stats) = try builder.examples(sets.train.records)
+            var (validation, _) = try builder.examples(sets.validation.records)
+            if kind == .pretrain {
+                train = try pack(train, length: builder.maxLength!)
+                validation = try pack(validation, length: builder.maxLength!)
+            }
+            Terminal.note("\(train.count) training and \(validation.count) validation sequences (\(stats.truncated) truncated, \(stats.dropped) dropped)")
+            summary = try Stages.sft(model: model, train: train, validation: validation, collator: collator, batchSize: settings.batchSize,
+                                     config: settings.trainerConfig(examples: train.count), checkpointDirectory: checkpoints,
+                                     resume: settings.resume, progress: report)
+        case .reward, .dpo:
+            let (train, stats) = try builder.pairs(sets.train.records)
+            let (validation, _) = try builder.pairs(sets.validation.records)
+            Terminal.note("\(train.count) training and \(validation.count) validation pairs (\(stats.truncated) truncated, \(stats.dropped) dropped)")
+            if kind == .reward {
+                summary = try Stages.reward(model: model, train: train, validation: validation, collator: collator,
+                                            batchSize: settings.batchSize, config: settings.trainerConfig(examples: train.count),
+                                            centering: Float(settings.centerRewardsCoefficient), checkpointDirectory: checkpoints,
+                                            resume: settings.resume, progress: report)
+            } else {
+                let reference = try LanguageModel.load(settings.model!).model
+                summary = try Stages.dpo(policy: model, reference: reference, train: train, validation: validation,
+                                         collator: collator, batchSize: settings.batchSize,
+                                         config: settings.trainerConfig(examples: train.count), beta: Float(settings.beta),
+                                         lossType: settings.lossType, labelSmoothing: Float(settings.labelSmoothing),
+                                         checkpointDirectory: checkpoints, resume: settings.resume, progress: report)
+            }
+        }
+        if settings.lora != nil {
+            try model.saveLoRA(to: outDir.appendingPathComponent("adapter"))
+            model.mergeLoRA()
+        }
+        let final = outDir.appendingPathComponent("model")
+        try LanguageModel(model: model, tokenizer: lm.tokenizer, chatTemplate: lm.chatTemplate, source: final.path).save(to: final)
+        let metrics = summary.validation.sorted { $0.key < $1.key }.map { "\($0.key) \(fmt($0.value, 0, 4))" }.joined(separator: ", ")
+        print("\(kind.rawValue): \(summary.steps) steps in \(fmt(Date().timeIntervalSince(started), 0, 1)) s; final train loss \(fmt(summary.finalTrainLoss, 0, 4))")
+        if !metrics.isEmpty { print("validation: \(metrics)") }
+        print("model written to \(final.path)" + (settings.lora != nil ? " (adapters merged; adapter alone in \(outDir.appendingPathComponent("adapter").path))" : ""))
+    }
+}
+
+extension StageKind: ExpressibleByArgument {}
