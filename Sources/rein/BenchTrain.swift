@@ -1,0 +1,86 @@
+import Alignment
+import ArgumentParser
+import Datasets
+import Foundation
+import NN
+import TensorCore
+import Training
+
+/// `rein bench train`: SFT tokens/s, reward and DPO pairs/s through the real stage code.
+struct BenchTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Training stages' speed: SFT tokens/s, reward pairs/s, DPO pairs/s (batch 8)."
+    )
+
+    @OptionGroup var options: BenchOptions
+
+    @Option(help: "Steps measured per stage (after one warm-up step).")
+    var steps = 6
+
+    func run() throws {
+        options.apply()
+        options.printHeader()
+        let shapes: [(String, ModelConfig, Int)] = [
+            ("GPT-2 style 2 x 128, vocab 512, context 128", ModelConfig(family: .gpt2, vocabSize: 512, hiddenSize: 128, layers: 2,
+                                                                         heads: 4, maxPositions: 128), 115),
+            ("GPT-2 style 4 x 256, vocab 2048, context 256", ModelConfig(family: .gpt2, vocabSize: 2048, hiddenSize: 256, layers: 4,
+                                                                          heads: 8, maxPositions: 256), 228),
+        ]
+        for (label, config, length) in shapes {
+            print("")
+            print("\(label), batch 8, ~\(length) tokens per sequence:")
+            let sft = try measure(config: config, length: length, stage: .sft)
+            print("  SFT:    \(fmt(sft, 10, 0)) tokens/s")
+            let reward = try measure(config: config, length: length, stage: .reward)
+            print("  reward: \(fmt(reward, 10, 1)) pairs/s")
+            let dpo = try measure(config: config, length: length, stage: .dpo)
+            print("  DPO:    \(fmt(dpo, 10, 1)) pairs/s")
+        }
+    }
+
+    /// Median items/s over the measured steps of one stage on synthetic data.
+    func measure(config: ModelConfig, length: Int, stage: StageKind) throws -> Double {
+        var rng = RNG(seed: 11)
+        let model = DecoderModel(config: config, rng: &rng)
+        func tokens(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32(4 + rng.int(below: config.vocabSize - 4)) } }
+        func example(_ n: Int, prompt: Int) -> TokenizedExample {
+            TokenizedExample(ids: tokens(n), lossMask: (0..<n).map { $0 >= prompt })
+        }
+        var trainer = TrainerConfig()
+        trainer.maxSteps = steps + 1
+        trainer.learningRate = 1e-4
+        trainer.loggingSteps = 0
+        var rates: [Double] = []
+        let record: (TrainingProgress) -> Bool = { p in
+            if p.step > 1 { rates.append(p.itemsPerSecond) }
+            return true
+        }
+        let collator = try Collator(padTokenID: 3, eosTokenID: 0)
+        // Lengths vary a little around `length`, as real data does.
+        let variation = max(1, length / 20)
+        switch stage {
+        case .sft, .pretrain:
+            let data = (0..<64).map { _ in example(length - rng.int(below: variation), prompt: length / 4) }
+            _ = try Stages.sft(model: model, train: data, validation: [], collator: collator, batchSize: 8, config: trainer, progress: record)
+        case .reward, .dpo:
+            let pairs = (0..<64).map { _ -> TokenizedPair in
+                let prompt = tokens(length / 4)
+                let c = example(length - length / 4 - rng.int(below: variation), prompt: 0)
+                let r = example(length - length / 4 - rng.int(below: variation), prompt: 0)
+                return TokenizedPair(prompt: prompt, chosen: c, rejected: r)
+            }
+            if stage == .reward {
+                model.addScoreHead(rng: &rng)
+                _ = try Stages.reward(model: model, train: pairs, validation: [], collator: collator, batchSize: 8,
+                                      config: trainer, progress: record)
+            } else {
+                var refRNG = RNG(seed: 11)
+                let reference = DecoderModel(config: config, rng: &refRNG)
+                _ = try Stages.dpo(policy: model, reference: reference, train: pairs, validation: [], collator: collator,
+                                   batchSize: 8, config: trainer, progress: record)
+            }
+        }
+        return rates.sorted()[rates.count / 2]
+    }
+}
