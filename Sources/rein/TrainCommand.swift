@@ -106,12 +106,22 @@ struct StageRunner {
             Terminal.note("LoRA r=\(lora.r) on \(n) layers: \(model.arena.trainableCount / 1000)k trainable parameters")
         }
         var lastLog = 0
+        var firstStep: (step: Int, time: Date)?
         let report: (TrainingProgress) -> Bool = { p in
+            let now = Date()
+            if firstStep == nil { firstStep = (p.step, now) }
+            // ETA from the mean step time since the first step of this process (resumes included).
+            var eta = ""
+            if let first = firstStep, p.step > first.step {
+                let perStep = now.timeIntervalSince(first.time) / Double(p.step - first.step)
+                let left = Int(perStep * Double(p.maxSteps - p.step))
+                eta = "  ETA \(left / 60)m\(String(format: "%02d", left % 60))s"
+            }
             if Terminal.stderrIsTerminal || p.step - lastLog >= settings.loggingSteps || p.step == p.maxSteps {
                 lastLog = p.step
                 Terminal.writeError((Terminal.stderrIsTerminal ? "\r" : "") + "step \(p.step)/\(p.maxSteps)  loss \(fmt(p.loss, 0, 4))  "
                     + "lr \(String(format: "%.2e", p.learningRate))  \(fmt(p.itemsPerSecond, 0, 0)) \(kind == .reward || kind == .dpo ? "pairs" : "tokens")/s"
-                    + (p.evalLoss.map { "  eval \(fmt($0, 0, 4))" } ?? "") + (Terminal.stderrIsTerminal && p.step < p.maxSteps ? "" : "\n"))
+                    + (p.evalLoss.map { "  eval \(fmt($0, 0, 4))" } ?? "") + eta + (Terminal.stderrIsTerminal && p.step < p.maxSteps ? "" : "\n"))
             }
             return true
         }
@@ -152,6 +162,12 @@ struct StageRunner {
         }
         let final = outDir.appendingPathComponent("model")
         try LanguageModel(model: model, tokenizer: lm.tokenizer, chatTemplate: lm.chatTemplate, source: final.path).save(to: final)
+        if kind == .reward, let mean = summary.validation["reward_mean"], let std = summary.validation["reward_std"] {
+            // Later stages (PPO) normalize scores with the reward model's own statistics.
+            let stats = try JSONSerialization.data(withJSONObject: ["mean": mean, "std": std, "split": "validation"],
+                                                   options: [.prettyPrinted, .sortedKeys])
+            try stats.write(to: final.appendingPathComponent("reward_stats.json"), options: .atomic)
+        }
         let metrics = summary.validation.sorted { $0.key < $1.key }.map { "\($0.key) \(fmt($0.value, 0, 4))" }.joined(separator: ", ")
         print("\(kind.rawValue): \(summary.steps) steps in \(fmt(Date().timeIntervalSince(started), 0, 1)) s; final train loss \(fmt(summary.finalTrainLoss, 0, 4))")
         if !metrics.isEmpty { print("validation: \(metrics)") }
