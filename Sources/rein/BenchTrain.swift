@@ -18,31 +18,43 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Steps measured per stage (after one warm-up step).")
     var steps = 6
 
+    @Flag(help: "Also measure the SmolLM2-135M shape (full and LoRA, sequences of 128 tokens; a few minutes).")
+    var smollm2 = false
+
     func run() throws {
         options.apply()
         options.printHeader()
-        let shapes: [(String, ModelConfig, Int)] = [
+        var shapes: [(String, ModelConfig, Int, LoRAConfig?)] = [
             ("GPT-2 style 2 x 128, vocab 512, context 128", ModelConfig(family: .gpt2, vocabSize: 512, hiddenSize: 128, layers: 2,
-                                                                         heads: 4, maxPositions: 128), 115),
+                                                                         heads: 4, maxPositions: 128), 115, nil),
             ("GPT-2 style 4 x 256, vocab 2048, context 256", ModelConfig(family: .gpt2, vocabSize: 2048, hiddenSize: 256, layers: 4,
-                                                                          heads: 8, maxPositions: 256), 228),
+                                                                          heads: 8, maxPositions: 256), 228, nil),
         ]
-        for (label, config, length) in shapes {
+        if smollm2 {
+            let smol = ModelConfig(family: .llama, vocabSize: 49_152, hiddenSize: 576, layers: 30, heads: 9, kvHeads: 3, headDim: 64,
+                                   intermediateSize: 1536, maxPositions: 8192, ropeTheta: 100_000)
+            let allLinear = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+            shapes.append(("SmolLM2-135M shape, full", smol, 128, nil))
+            shapes.append(("SmolLM2-135M shape, LoRA r=16 on every linear layer", smol, 128, LoRAConfig(r: 16, alpha: 32, targetModules: allLinear)))
+        }
+        for (label, config, length, lora) in shapes {
             print("")
             print("\(label), batch 8, ~\(length) tokens per sequence:")
-            let sft = try measure(config: config, length: length, stage: .sft)
+            let sft = try measure(config: config, length: length, stage: .sft, lora: lora)
             print("  SFT:    \(fmt(sft, 10, 0)) tokens/s")
-            let reward = try measure(config: config, length: length, stage: .reward)
+            let reward = try measure(config: config, length: length, stage: .reward, lora: lora)
             print("  reward: \(fmt(reward, 10, 1)) pairs/s")
-            let dpo = try measure(config: config, length: length, stage: .dpo)
+            let dpo = try measure(config: config, length: length, stage: .dpo, lora: lora)
             print("  DPO:    \(fmt(dpo, 10, 1)) pairs/s")
         }
     }
 
     /// Median items/s over the measured steps of one stage on synthetic data.
-    func measure(config: ModelConfig, length: Int, stage: StageKind) throws -> Double {
+    func measure(config: ModelConfig, length: Int, stage: StageKind, lora: LoRAConfig?) throws -> Double {
         var rng = RNG(seed: 11)
         let model = DecoderModel(config: config, rng: &rng)
+        if stage == .reward { model.addScoreHead(rng: &rng) }
+        if let lora { try model.addLoRA(lora, rng: &rng) }
         func tokens(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32(4 + rng.int(below: config.vocabSize - 4)) } }
         func example(_ n: Int, prompt: Int) -> TokenizedExample {
             TokenizedExample(ids: tokens(n), lossMask: (0..<n).map { $0 >= prompt })
@@ -71,7 +83,6 @@ struct BenchTrain: ParsableCommand {
                 return TokenizedPair(prompt: prompt, chosen: c, rejected: r)
             }
             if stage == .reward {
-                model.addScoreHead(rng: &rng)
                 _ = try Stages.reward(model: model, train: pairs, validation: [], collator: collator, batchSize: 8,
                                       config: trainer, progress: record)
             } else {
