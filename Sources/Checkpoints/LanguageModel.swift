@@ -55,15 +55,26 @@ public struct LanguageModel {
                let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] {
                 jinja = json["chat_template"] as? String
             }
+            try checkVocabulary(tokenizer, model, file: tokenizerURL.path)
             return LanguageModel(model: model, tokenizer: tokenizer, chatTemplate: template(jinja: jinja, tokenizer: tokenizer),
                                  source: path)
         }
         let gguf = try GGUFFile(url: URL(fileURLWithPath: path))
         let model = try ModelCheckpoint.loadGGUF(gguf)
         let tokenizer = try Self.tokenizer(gguf: gguf)
+        try checkVocabulary(tokenizer, model, file: path)
         return LanguageModel(model: model, tokenizer: tokenizer,
                              chatTemplate: template(jinja: try? gguf.string("tokenizer.chat_template"), tokenizer: tokenizer),
                              source: path)
+    }
+
+    /// Every token id the tokenizer can produce must index the model's embedding (a larger model
+    /// vocabulary, padded for speed, is fine).
+    static func checkVocabulary(_ tokenizer: Tokenizer, _ model: DecoderModel, file: String) throws {
+        if tokenizer.vocabularySize > model.config.vocabSize {
+            throw CheckpointError.invalid(file: file, reason: "the tokenizer has \(tokenizer.vocabularySize) tokens but the model's "
+                + "vocabulary is \(model.config.vocabSize): they do not belong together")
+        }
     }
 
     /// The built-in template that matches a Jinja chat template: ChatML when it uses `<|im_start|>`
