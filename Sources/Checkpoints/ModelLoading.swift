@@ -50,6 +50,10 @@ public enum ModelCheckpoint {
                 tensors[name] = try st.tensor(name)
             }
         }
+        // Heads a reward or PPO stage added are part of the saved model.
+        var rng = RNG(seed: 0)
+        if tensors["score.weight"] != nil { model.addScoreHead(rng: &rng) }
+        if tensors["v_head.summary.weight"] != nil { model.addValueHead(rng: &rng) }
         try model.load(stateDict: tensors, source: directory.path)
         // The file-sized temporaries are not shapes training will allocate again.
         tensors = [:]

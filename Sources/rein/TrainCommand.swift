@@ -100,7 +100,7 @@ struct StageRunner {
         let outDir = URL(fileURLWithPath: settings.outputDir ?? "runs/\(kind.rawValue)")
         let checkpoints = outDir.appendingPathComponent("checkpoints")
         var rng = RNG(seed: settings.seed)
-        if kind == .reward { model.addScoreHead(rng: &rng) }
+        if kind == .reward && model.scoreHead == nil { model.addScoreHead(rng: &rng) }
         if let lora = settings.lora {
             let n = try model.addLoRA(lora, rng: &rng)
             Terminal.note("LoRA r=\(lora.r) on \(n) layers: \(model.arena.trainableCount / 1000)k trainable parameters")

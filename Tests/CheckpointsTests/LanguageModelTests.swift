@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Checkpoints
+import TensorCore
 
 @Suite struct LanguageModelTests {
     let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../Fixtures")
@@ -31,5 +32,22 @@ import Checkpoints
         } catch {
             #expect("\(error)".contains("513") && "\(error)".contains("tokenizer.json"))
         }
+    }
+}
+
+@Suite struct RewardModelRoundTripTests {
+    @Test func aSavedRewardModelLoadsWithItsHead() throws {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../Fixtures")
+        let lm = try LanguageModel.load(fixtures.appendingPathComponent("hf-tiny-llama").path)
+        var rng = RNG(seed: 1)
+        lm.model.addScoreHead(rng: &rng)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rein-rm-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try lm.save(to: dir)
+        let back = try LanguageModel.load(dir.path)
+        let ids: [Int32] = [5, 6, 7, 8]
+        let a = Autograd.withoutGrad { lm.model.rewards(ids: ids, batch: 1, length: 4) }.item
+        let b = Autograd.withoutGrad { back.model.rewards(ids: ids, batch: 1, length: 4) }.item
+        #expect(a == b)
     }
 }
