@@ -4,40 +4,22 @@ import NN
 import TensorCore
 import Training
 
-/// Batches of tokenized examples (pretraining, SFT), reshuffled every epoch, resumable.
-public struct ExampleSource: BatchSource {
-    let examples: [TokenizedExample]
-    let collator: Collator
+/// Batches drawn from a list of items in a seeded order that changes every epoch, resumable:
+/// examples for pretraining and SFT, preference pairs for reward and DPO.
+public struct EpochSource<Item, Output>: BatchSource {
+    let items: [Item]
+    let collate: ([Item]) -> Output
     var order: EpochBatches
 
-    /// A source of right-padded batches of `batchSize` examples.
-    public init(examples: [TokenizedExample], collator: Collator, batchSize: Int, seed: UInt64) throws {
-        self.examples = examples
-        self.collator = collator
-        order = try EpochBatches(count: examples.count, batchSize: batchSize, seed: seed)
+    /// A source of `batchSize` items per batch, turned into a batch by `collate`.
+    public init(items: [Item], batchSize: Int, seed: UInt64, collate: @escaping ([Item]) -> Output) throws {
+        self.items = items
+        self.collate = collate
+        order = try EpochBatches(count: items.count, batchSize: batchSize, seed: seed)
     }
 
-    public mutating func next() -> Batch? { collator.collate(order.next().map { examples[$0] }) }
+    public mutating func next() -> Output? { collate(order.next().map { items[$0] }) }
     public mutating func startNextEpoch() {}   // EpochBatches rolls over by itself
-    public var position: DataPosition { order.position }
-    public mutating func restore(_ position: DataPosition) throws { try order.restore(position) }
-}
-
-/// Batches of preference pairs (reward, DPO): chosen rows first, then rejected.
-public struct PairSource: BatchSource {
-    let pairs: [TokenizedPair]
-    let collator: Collator
-    var order: EpochBatches
-
-    /// A source of `batchSize` pairs per batch.
-    public init(pairs: [TokenizedPair], collator: Collator, batchSize: Int, seed: UInt64) throws {
-        self.pairs = pairs
-        self.collator = collator
-        order = try EpochBatches(count: pairs.count, batchSize: batchSize, seed: seed)
-    }
-
-    public mutating func next() -> PairBatch? { collator.collate(order.next().map { pairs[$0] }) }
-    public mutating func startNextEpoch() {}
     public var position: DataPosition { order.position }
     public mutating func restore(_ position: DataPosition) throws { try order.restore(position) }
 }
@@ -75,7 +57,7 @@ public enum Stages {
     public static func sft(model: DecoderModel, train: [TokenizedExample], validation: [TokenizedExample], collator: Collator,
                            batchSize: Int, config: TrainerConfig, sink: MetricsSink? = nil, checkpointDirectory: URL? = nil,
                            resume: Bool = false, progress: ((TrainingProgress) -> Bool)? = nil) throws -> StageSummary {
-        let source = try ExampleSource(examples: train, collator: collator, batchSize: batchSize, seed: config.seed)
+        let source = try EpochSource(items: train, batchSize: batchSize, seed: config.seed) { collator.collate($0) }
         let trainer = Trainer(arena: model.arena, config: config, source: source, sink: sink) { batch, _ in
             let (loss, items) = languageModelingLoss(model, batch)
             return (loss, items, [:])
@@ -110,7 +92,7 @@ public enum Stages {
             return bradleyTerryLoss(chosen: r.slice(axis: 0, 0..<P), rejected: r.slice(axis: 0, P..<(2 * P)),
                                     margins: b.margins, centering: centering)
         }
-        let source = try PairSource(pairs: train, collator: collator, batchSize: batchSize, seed: config.seed)
+        let source = try EpochSource(items: train, batchSize: batchSize, seed: config.seed) { collator.collate($0) as PairBatch }
         let trainer = Trainer(arena: model.arena, config: config, source: source, sink: sink) { batch, _ in
             let (l, m) = loss(batch)
             return (l, batch.pairs, m)
@@ -157,7 +139,7 @@ public enum Stages {
                            beta: beta, type: lossType, labelSmoothing: labelSmoothing,
                            chosenCounts: Array(counts[0..<P]), rejectedCounts: Array(counts[P..<(2 * P)]))
         }
-        let source = try PairSource(pairs: train, collator: collator, batchSize: batchSize, seed: config.seed)
+        let source = try EpochSource(items: train, batchSize: batchSize, seed: config.seed) { collator.collate($0) as PairBatch }
         let trainer = Trainer(arena: policy.arena, config: config, source: source, sink: sink) { batch, _ in
             let (l, m) = loss(batch)
             return (l, batch.pairs, m)
