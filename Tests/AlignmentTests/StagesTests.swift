@@ -89,3 +89,29 @@ func rulePairs(count: Int, seed: UInt64) -> [DatasetRecord] {
         #expect(before["loss"]! < Foundation.log(2.0))
     }
 }
+
+@Suite struct StageResumeTests {
+    @Test func anInterruptedSFTStageResumesExactly() throws {
+        let builder = try ExampleBuilder(tokenizer: tinyTokenizer, eosTokenID: eos)
+        let records: [DatasetRecord] = (0..<20).map { i in .promptCompletion(prompt: .text("Count to \(i):"), completion: .text(" \(i) \(i + 1)")) }
+        let (examples, _) = try builder.examples(records)
+        let collator = try Collator(padTokenID: pad, eosTokenID: eos)
+        var config = trainerConfig(steps: 10, lr: 2e-3)
+        config.gradientAccumulationSteps = 2
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rein-stage-resume-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+
+        let full = MemoryMetricsSink()
+        _ = try Stages.sft(model: smallModel(seed: 8), train: examples, validation: [], collator: collator, batchSize: 3,
+                           config: config, sink: full)
+        // Interrupted after step 4 (the callback stops it), then resumed by a fresh process-like setup.
+        let first = MemoryMetricsSink(), second = MemoryMetricsSink()
+        _ = try Stages.sft(model: smallModel(seed: 8), train: examples, validation: [], collator: collator, batchSize: 3,
+                           config: config, sink: first, checkpointDirectory: dir) { $0.step < 4 }
+        let summary = try Stages.sft(model: smallModel(seed: 123), train: examples, validation: [], collator: collator, batchSize: 3,
+                                     config: config, sink: second, checkpointDirectory: dir, resume: true)
+        #expect(summary.steps == 10)
+        let expected = full.series("train/loss").map { $0.value.bitPattern }
+        #expect((first.series("train/loss") + second.series("train/loss")).map { $0.value.bitPattern } == expected)
+    }
+}
