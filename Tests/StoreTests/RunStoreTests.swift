@@ -4,16 +4,22 @@ import Store
 import Synchronization
 import Testing
 
-/// A fresh store file under a temp directory (with a parent that does not exist yet).
+/// A fresh store file under a new temp directory (its `runs/` parent does not exist yet).
 func temporaryStorePath() -> String {
     let dir = FileManager.default.temporaryDirectory
         .appendingPathComponent("rein-store-\(UUID().uuidString)")
     return dir.appendingPathComponent("runs/test.sqlite").path
 }
 
+/// Removes the temp directory `temporaryStorePath` made for `path`.
+func removeStore(_ path: String) {
+    let dir = URL(fileURLWithPath: path).deletingLastPathComponent().deletingLastPathComponent()
+    try? FileManager.default.removeItem(at: dir)
+}
+
 @Test func migrationsCreateTheSchemaAndReopeningIsIdempotent() throws {
     let path = temporaryStorePath()
-    defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+    defer { removeStore(path) }
     do {
         let store = try RunStore(path: path)
         #expect(try store.appliedMigrations() == ["v1"])
@@ -32,6 +38,7 @@ func temporaryStorePath() -> String {
 
 @Test func statusTransitionsAndSkipLookupByConfigHash() throws {
     let path = temporaryStorePath()
+    defer { removeStore(path) }
     let store = try RunStore(path: path)
     let run = try store.createRun(name: "quickstart", recipe: "stages: []", seed: 7)
     let runId = try #require(run.id)
@@ -73,7 +80,9 @@ func temporaryStorePath() -> String {
 }
 
 @Test func metricForMissingStageIsAnError() throws {
-    let store = try RunStore(path: temporaryStorePath())
+    let path = temporaryStorePath()
+    defer { removeStore(path) }
+    let store = try RunStore(path: path)
     #expect(throws: DatabaseError.self) {
         try store.record(metrics: [Metric(stageId: 42, step: 1, name: "train/loss", value: 1)])
     }
@@ -91,6 +100,7 @@ func temporaryStorePath() -> String {
 
 @Test func twoStoresOnOneFileWriteConcurrently() throws {
     let path = temporaryStorePath()
+    defer { removeStore(path) }
     // Open both at once, as two processes starting together would (both may try to migrate).
     let opened = Mutex<[RunStore]>([])
     let openErrors = Mutex<[String]>([])
@@ -141,7 +151,9 @@ func temporaryStorePath() -> String {
 }
 
 @Test func rolloutsUpsertAndRatingsInsert() throws {
-    let store = try RunStore(path: temporaryStorePath())
+    let path = temporaryStorePath()
+    defer { removeStore(path) }
+    let store = try RunStore(path: path)
     let runId = try #require(try store.createRun(name: "r", recipe: "", seed: 0).id)
     let stageId = try #require(try store.createStage(runId: runId, stageKey: "ppo", kind: "ppo", configJSON: "{}", configHash: "h").id)
     let rollout = Rollout(stageId: stageId, step: 1, idx: 0, prompt: "2+2=", response: "4", responseTokens: 1,

@@ -3,7 +3,9 @@ import Store
 import Testing
 
 @Test func sinkWritesInBatchesAndReRecordingReplaces() throws {
-    let store = try RunStore(path: temporaryStorePath())
+    let path = temporaryStorePath()
+    defer { removeStore(path) }
+    let store = try RunStore(path: path)
     let runId = try #require(try store.createRun(name: "r", recipe: "", seed: 0).id)
     let stageId = try #require(try store.createStage(runId: runId, stageKey: "sft", kind: "sft", configJSON: "{}", configHash: "h").id)
 
