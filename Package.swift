@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .systemLibrary(
@@ -56,6 +57,7 @@ let package = Package(
         ),
         .target(name: "Training", dependencies: ["TensorCore", "Optimizers", "NN"]),
         .target(name: "Alignment", dependencies: ["TensorCore", "NN", "Training", "Datasets"]),
+        .target(name: "Store", dependencies: [.product(name: "GRDB", package: "GRDB.swift"), "Training"]),
         .target(name: "Checkpoints", dependencies: ["TensorCore", "NN", "Tokenizers"], swiftSettings: numericSettings),
         .executableTarget(
             name: "rein",
@@ -73,6 +75,7 @@ let package = Package(
         .testTarget(name: "AlignmentTests", dependencies: ["Alignment", "NN", "TensorCore", "Datasets", "Tokenizers", "Training"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "NN", "Optimizers", "TensorCore"]),
         .testTarget(name: "GenerationTests", dependencies: ["Generation", "NN", "TensorCore", "Checkpoints"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "Training"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "NN", "TensorCore", "Tokenizers", "Generation"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,242 @@
+import Foundation
+import GRDB
+
+/// Lifecycle of a run or a stage. `running` moves to one of the three end states; `failed` and
+/// `interrupted` may move back to `running` when the work resumes; `completed` is final.
+public enum Status: String, Codable, Sendable, CaseIterable, DatabaseValueConvertible {
+    case running, completed, failed, interrupted
+
+    /// Whether a row in this status may move to `next`.
+    public func canMove(to next: Status) -> Bool {
+        switch (self, next) {
+        case (.running, .completed), (.running, .failed), (.running, .interrupted): true
+        case (.failed, .running), (.interrupted, .running): true
+        default: false
+        }
+    }
+}
+
+/// One `rein run` of a recipe (table `run`).
+public struct Run: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord {
+    /// Row id, set on insert.
+    public var id: Int64?
+    /// The recipe's `name`.
+    public var name: String
+    /// The recipe text as it was run, so a run can be reproduced from the store alone.
+    public var recipe: String
+    /// The recipe's seed.
+    public var seed: Int64
+    /// Where the run is in its lifecycle.
+    public var status: Status
+    /// When the run started (UTC).
+    public var startedAt: Date
+    /// When the run ended; nil while running.
+    public var finishedAt: Date?
+
+    /// A new run in `status`.
+    public init(id: Int64? = nil, name: String, recipe: String, seed: Int64, status: Status = .running,
+                startedAt: Date = Date(), finishedAt: Date? = nil) {
+        self.id = id
+        self.name = name
+        self.recipe = recipe
+        self.seed = seed
+        self.status = status
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+    }
+
+    /// Picks up the row id after an insert.
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}
+
+/// One stage of a run (table `stage`), e.g. `sft` of kind `sft`.
+public struct Stage: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord {
+    /// Row id, set on insert.
+    public var id: Int64?
+    /// The run this stage belongs to.
+    public var runId: Int64
+    /// The stage's `id` in the recipe; unique within a run.
+    public var stageKey: String
+    /// The stage kind (`pretrain`, `sft`, `reward`, `dpo`, ...).
+    public var kind: String
+    /// The resolved stage config as JSON.
+    public var configJSON: String
+    /// Hash of the resolved config and inputs; equal hashes mean the stage may be skipped.
+    public var configHash: String
+    /// Where the stage is in its lifecycle.
+    public var status: Status
+    /// The stage's latest checkpoint, for resuming and for later stages' `stage:KEY` references.
+    public var checkpointPath: String?
+    /// When the stage started (UTC).
+    public var startedAt: Date
+    /// When the stage ended; nil while running.
+    public var finishedAt: Date?
+
+    /// A new stage in `status`.
+    public init(id: Int64? = nil, runId: Int64, stageKey: String, kind: String, configJSON: String,
+                configHash: String, status: Status = .running, checkpointPath: String? = nil,
+                startedAt: Date = Date(), finishedAt: Date? = nil) {
+        self.id = id
+        self.runId = runId
+        self.stageKey = stageKey
+        self.kind = kind
+        self.configJSON = configJSON
+        self.configHash = configHash
+        self.status = status
+        self.checkpointPath = checkpointPath
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+    }
+
+    /// Picks up the row id after an insert.
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}
+
+/// One metric value at one step of a stage (table `metric`, key (stageId, step, name)).
+public struct Metric: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    /// The stage that logged it.
+    public var stageId: Int64
+    /// Optimizer step.
+    public var step: Int
+    /// Metric name, e.g. `train/loss`.
+    public var name: String
+    /// The value.
+    public var value: Double
+
+    /// A metric row.
+    public init(stageId: Int64, step: Int, name: String, value: Double) {
+        self.stageId = stageId
+        self.step = step
+        self.name = name
+        self.value = value
+    }
+}
+
+/// One generated response during a stage (table `rollout`, key (stageId, step, idx)).
+public struct Rollout: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    /// The stage that generated it.
+    public var stageId: Int64
+    /// Optimizer step at generation time.
+    public var step: Int
+    /// Index of the rollout within the step.
+    public var idx: Int
+    /// The prompt text.
+    public var prompt: String
+    /// The generated response text.
+    public var response: String
+    /// Number of generated tokens.
+    public var responseTokens: Int
+    /// Why generation stopped (`eos`, `length`, `stop`).
+    public var stopReason: String
+    /// Reward-model or verifier score, if any.
+    public var score: Double?
+    /// KL to the reference policy, if measured.
+    public var kl: Double?
+    /// The reward used for the update, if any.
+    public var reward: Double?
+    /// Version (step) of the policy that generated it.
+    public var policyVersion: Int
+
+    /// A rollout row.
+    public init(stageId: Int64, step: Int, idx: Int, prompt: String, response: String, responseTokens: Int,
+                stopReason: String, score: Double? = nil, kl: Double? = nil, reward: Double? = nil,
+                policyVersion: Int) {
+        self.stageId = stageId
+        self.step = step
+        self.idx = idx
+        self.prompt = prompt
+        self.response = response
+        self.responseTokens = responseTokens
+        self.stopReason = stopReason
+        self.score = score
+        self.kl = kl
+        self.reward = reward
+        self.policyVersion = policyVersion
+    }
+}
+
+/// A preference judgement between two responses (table `rating`).
+public struct Rating: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord {
+    /// Which response was preferred.
+    public enum Choice: String, Codable, Sendable, DatabaseValueConvertible { case a, b, tie }
+
+    /// Row id, set on insert.
+    public var id: Int64?
+    /// The prompt both responses answer.
+    public var prompt: String
+    /// First response.
+    public var responseA: String
+    /// Second response.
+    public var responseB: String
+    /// Where `responseA` came from (a policy, a dataset).
+    public var sourceA: String
+    /// Where `responseB` came from.
+    public var sourceB: String
+    /// The judgement.
+    public var choice: Choice
+    /// Who judged (`human:NAME`, a rule, a model).
+    public var rater: String
+    /// When the rating was made (UTC).
+    public var createdAt: Date
+
+    /// A new rating.
+    public init(id: Int64? = nil, prompt: String, responseA: String, responseB: String, sourceA: String,
+                sourceB: String, choice: Choice, rater: String, createdAt: Date = Date()) {
+        self.id = id
+        self.prompt = prompt
+        self.responseA = responseA
+        self.responseB = responseB
+        self.sourceA = sourceA
+        self.sourceB = sourceB
+        self.choice = choice
+        self.rater = rater
+        self.createdAt = createdAt
+    }
+
+    /// Picks up the row id after an insert.
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}
+
+/// A head-to-head tally of two policies (table `comparison`).
+public struct Comparison: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord {
+    /// Row id, set on insert.
+    public var id: Int64?
+    /// The run that made the comparison.
+    public var runId: Int64
+    /// First policy (e.g. `stage:sft`).
+    public var policyA: String
+    /// Second policy.
+    public var policyB: String
+    /// Who judged (a rule, a reward model).
+    public var judge: String
+    /// Prompts where A won.
+    public var winsA: Int
+    /// Prompts where B won.
+    public var winsB: Int
+    /// Prompts judged a tie.
+    public var ties: Int
+
+    /// A new comparison.
+    public init(id: Int64? = nil, runId: Int64, policyA: String, policyB: String, judge: String,
+                winsA: Int, winsB: Int, ties: Int) {
+        self.id = id
+        self.runId = runId
+        self.policyA = policyA
+        self.policyB = policyB
+        self.judge = judge
+        self.winsA = winsA
+        self.winsB = winsB
+        self.ties = ties
+    }
+
+    /// Picks up the row id after an insert.
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}
+
+/// A run with its stages in start order.
+public struct RunSummary: Sendable, Equatable {
+    /// The run.
+    public var run: Run
+    /// Its stages, by id.
+    public var stages: [Stage]
+}

@@ -1,0 +1,300 @@
+import Foundation
+import GRDB
+
+/// Errors of the run store a user can act on.
+public enum StoreError: Error, CustomStringConvertible {
+    /// No `table` row with this id.
+    case notFound(table: String, id: Int64)
+    /// A status change the lifecycle does not allow (e.g. finishing a completed stage).
+    case invalidTransition(table: String, id: Int64, from: Status, to: Status)
+
+    /// A message naming the row and what went wrong.
+    public var description: String {
+        switch self {
+        case let .notFound(table, id):
+            "no \(table) with id \(id) in the store"
+        case let .invalidTransition(table, id, from, to):
+            "\(table) \(id) is \(from.rawValue) and cannot become \(to.rawValue)"
+        }
+    }
+}
+
+/// The SQLite store of runs, stages, metrics, rollouts, ratings and comparisons.
+///
+/// The database is opened through a `DatabasePool` (WAL mode) with a busy timeout, so several
+/// processes can read and write one file: a writer waits for another's transaction instead of
+/// failing. The schema is in `docs/store.md`.
+public final class RunStore: Sendable {
+    /// The database file.
+    public let path: String
+    /// The underlying pool, for queries this type does not wrap.
+    public let dbPool: DatabasePool
+
+    /// Opens (creating parent directories and the file if needed) and migrates the store at `path`.
+    /// - Parameter busyTimeout: how long a write waits for another connection's lock, in seconds.
+    public init(path: String, busyTimeout: TimeInterval = 10) throws {
+        let url = URL(fileURLWithPath: path)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        var config = Configuration()
+        config.busyMode = .timeout(busyTimeout)
+        config.foreignKeysEnabled = true
+        self.path = path
+        dbPool = try DatabasePool(path: path, configuration: config)
+        try Self.migrate(dbPool)
+    }
+
+    // MARK: - Schema
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            let statuses = Status.allCases.map(\.rawValue)
+            try db.create(table: "run") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("name", .text).notNull()
+                t.column("recipe", .text).notNull()
+                t.column("seed", .integer).notNull()
+                t.column("status", .text).notNull().check { statuses.contains($0) }
+                t.column("startedAt", .datetime).notNull()
+                t.column("finishedAt", .datetime)
+            }
+            try db.create(table: "stage") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.belongsTo("run", onDelete: .cascade).notNull()
+                t.column("stageKey", .text).notNull()
+                t.column("kind", .text).notNull()
+                t.column("configJSON", .text).notNull()
+                t.column("configHash", .text).notNull()
+                t.column("status", .text).notNull().check { statuses.contains($0) }
+                t.column("checkpointPath", .text)
+                t.column("startedAt", .datetime).notNull()
+                t.column("finishedAt", .datetime)
+                t.uniqueKey(["runId", "stageKey"])
+            }
+            // The skip lookup: a completed stage with this key and config hash.
+            try db.create(index: "stage_on_stageKey_configHash", on: "stage", columns: ["stageKey", "configHash"])
+            try db.create(table: "metric") { t in
+                t.column("stageId", .integer).notNull().references("stage", onDelete: .cascade)
+                t.column("step", .integer).notNull()
+                t.column("name", .text).notNull()
+                t.column("value", .double).notNull()
+                // Also the index for "metrics of a stage"; a re-logged step replaces its row.
+                t.primaryKey(["stageId", "step", "name"])
+            }
+            try db.create(table: "rollout") { t in
+                t.column("stageId", .integer).notNull().references("stage", onDelete: .cascade)
+                t.column("step", .integer).notNull()
+                t.column("idx", .integer).notNull()
+                t.column("prompt", .text).notNull()
+                t.column("response", .text).notNull()
+                t.column("responseTokens", .integer).notNull()
+                t.column("stopReason", .text).notNull()
+                t.column("score", .double)
+                t.column("kl", .double)
+                t.column("reward", .double)
+                t.column("policyVersion", .integer).notNull()
+                t.primaryKey(["stageId", "step", "idx"])
+            }
+            try db.create(table: "rating") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("prompt", .text).notNull()
+                t.column("responseA", .text).notNull()
+                t.column("responseB", .text).notNull()
+                t.column("sourceA", .text).notNull()
+                t.column("sourceB", .text).notNull()
+                t.column("choice", .text).notNull().check { ["a", "b", "tie"].contains($0) }
+                t.column("rater", .text).notNull()
+                t.column("createdAt", .datetime).notNull()
+            }
+            try db.create(table: "comparison") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.belongsTo("run", onDelete: .cascade).notNull()
+                t.column("policyA", .text).notNull()
+                t.column("policyB", .text).notNull()
+                t.column("judge", .text).notNull()
+                t.column("winsA", .integer).notNull().check { $0 >= 0 }
+                t.column("winsB", .integer).notNull().check { $0 >= 0 }
+                t.column("ties", .integer).notNull().check { $0 >= 0 }
+            }
+        }
+        return migrator
+    }
+
+    /// Runs pending migrations. Two processes opening a new file at once can both see "v1" pending;
+    /// the loser's migration fails once the winner commits, and the retry finds nothing to do.
+    private static func migrate(_ writer: DatabasePool) throws {
+        let migrator = Self.migrator
+        var attempt = 0
+        while true {
+            do {
+                try migrator.migrate(writer)
+                return
+            } catch {
+                attempt += 1
+                if try writer.read(migrator.hasCompletedMigrations) { return }
+                if attempt >= 3 { throw error }
+            }
+        }
+    }
+
+    /// Names of the applied migrations, oldest first.
+    public func appliedMigrations() throws -> [String] {
+        try dbPool.read(Self.migrator.appliedMigrations)
+    }
+
+    // MARK: - Runs
+
+    /// Records a new running run and returns it with its id.
+    public func createRun(name: String, recipe: String, seed: Int64, startedAt: Date = Date()) throws -> Run {
+        try dbPool.write { db in
+            var run = Run(name: name, recipe: recipe, seed: seed, status: .running, startedAt: startedAt)
+            try run.insert(db)
+            return run
+        }
+    }
+
+    /// Moves run `id` to `status` (`completed`, `failed`, `interrupted`, or `running` to resume),
+    /// setting `finishedAt` for end states and clearing it on resume.
+    @discardableResult
+    public func setRunStatus(_ id: Int64, _ status: Status, at date: Date = Date()) throws -> Run {
+        try dbPool.write { db in
+            guard var run = try Run.fetchOne(db, key: id) else { throw StoreError.notFound(table: "run", id: id) }
+            guard run.status.canMove(to: status) else {
+                throw StoreError.invalidTransition(table: "run", id: id, from: run.status, to: status)
+            }
+            run.status = status
+            run.finishedAt = status == .running ? nil : date
+            try run.update(db)
+            return run
+        }
+    }
+
+    /// Run `id`, if present.
+    public func run(_ id: Int64) throws -> Run? {
+        try dbPool.read { db in try Run.fetchOne(db, key: id) }
+    }
+
+    /// All runs, newest first, each with its stages in start order.
+    public func runs() throws -> [RunSummary] {
+        try dbPool.read { db in
+            let runs = try Run.order(Column("id").desc).fetchAll(db)
+            let stages = try Stage.order(Column("id")).fetchAll(db)
+            let byRun = Dictionary(grouping: stages, by: \.runId)
+            return runs.map { RunSummary(run: $0, stages: byRun[$0.id ?? -1] ?? []) }
+        }
+    }
+
+    // MARK: - Stages
+
+    /// Records a new running stage of run `runId`; a second stage with the same key in one run is
+    /// a constraint error.
+    public func createStage(runId: Int64, stageKey: String, kind: String, configJSON: String, configHash: String,
+                            startedAt: Date = Date()) throws -> Stage {
+        try dbPool.write { db in
+            var stage = Stage(runId: runId, stageKey: stageKey, kind: kind, configJSON: configJSON,
+                              configHash: configHash, status: .running, startedAt: startedAt)
+            try stage.insert(db)
+            return stage
+        }
+    }
+
+    /// Moves stage `id` to `status` as `setRunStatus` does, and records `checkpointPath` when given.
+    @discardableResult
+    public func setStageStatus(_ id: Int64, _ status: Status, checkpointPath: String? = nil,
+                               at date: Date = Date()) throws -> Stage {
+        try dbPool.write { db in
+            guard var stage = try Stage.fetchOne(db, key: id) else { throw StoreError.notFound(table: "stage", id: id) }
+            guard stage.status.canMove(to: status) else {
+                throw StoreError.invalidTransition(table: "stage", id: id, from: stage.status, to: status)
+            }
+            stage.status = status
+            stage.finishedAt = status == .running ? nil : date
+            if let checkpointPath { stage.checkpointPath = checkpointPath }
+            try stage.update(db)
+            return stage
+        }
+    }
+
+    /// Records the latest checkpoint of a stage (resume point) without changing its status.
+    public func setCheckpoint(stageId: Int64, path: String) throws {
+        try dbPool.write { db in
+            try Stage.filter(key: stageId).updateAll(db, Column("checkpointPath").set(to: path))
+            if db.changesCount == 0 { throw StoreError.notFound(table: "stage", id: stageId) }
+        }
+    }
+
+    /// Stage `id`, if present.
+    public func stage(_ id: Int64) throws -> Stage? {
+        try dbPool.read { db in try Stage.fetchOne(db, key: id) }
+    }
+
+    /// The most recently finished completed stage with this key, kind and config hash, in any run:
+    /// when present, the runner may skip the stage and reuse its checkpoint.
+    public func completedStage(stageKey: String, kind: String, configHash: String) throws -> Stage? {
+        try dbPool.read { db in
+            try Stage
+                .filter(Column("stageKey") == stageKey && Column("kind") == kind && Column("configHash") == configHash)
+                .filter(Column("status") == Status.completed)
+                .order(Column("finishedAt").desc, Column("id").desc)
+                .fetchOne(db)
+        }
+    }
+
+    // MARK: - Metrics, rollouts, ratings, comparisons
+
+    /// Inserts `metrics` in one transaction; a row whose (stageId, step, name) exists replaces the
+    /// value, so a resumed stage re-logging a step leaves no duplicates.
+    public func record(metrics: [Metric]) throws {
+        guard !metrics.isEmpty else { return }
+        try dbPool.write { db in
+            for metric in metrics { try metric.upsert(db) }
+        }
+    }
+
+    /// Metrics of stage `stageId` ordered by step then name.
+    public func metrics(stageId: Int64) throws -> [Metric] {
+        try dbPool.read { db in
+            try Metric.filter(Column("stageId") == stageId).order(Column("step"), Column("name")).fetchAll(db)
+        }
+    }
+
+    /// The highest step with a metric in stage `stageId`, or nil if it logged none.
+    public func latestStep(stageId: Int64) throws -> Int? {
+        try dbPool.read { db in
+            try Int.fetchOne(db, sql: "SELECT MAX(step) FROM metric WHERE stageId = ?", arguments: [stageId])
+        }
+    }
+
+    /// Inserts `rollouts` in one transaction, replacing rows with the same (stageId, step, idx).
+    public func record(rollouts: [Rollout]) throws {
+        guard !rollouts.isEmpty else { return }
+        try dbPool.write { db in
+            for rollout in rollouts { try rollout.upsert(db) }
+        }
+    }
+
+    /// Rollouts of stage `stageId` ordered by step then index.
+    public func rollouts(stageId: Int64) throws -> [Rollout] {
+        try dbPool.read { db in
+            try Rollout.filter(Column("stageId") == stageId).order(Column("step"), Column("idx")).fetchAll(db)
+        }
+    }
+
+    /// Inserts a rating and returns it with its id.
+    public func add(_ rating: Rating) throws -> Rating {
+        try dbPool.write { db in
+            var rating = rating
+            try rating.insert(db)
+            return rating
+        }
+    }
+
+    /// Inserts a comparison and returns it with its id.
+    public func add(_ comparison: Comparison) throws -> Comparison {
+        try dbPool.write { db in
+            var comparison = comparison
+            try comparison.insert(db)
+            return comparison
+        }
+    }
+}
