@@ -62,7 +62,7 @@ let package = Package(
         .executableTarget(
             name: "rein",
             dependencies: [
-                "TensorCore", "Optimizers", "Tokenizers", "NN", "Generation", "Checkpoints", "Datasets", "Training", "Alignment",
+                "TensorCore", "Optimizers", "Tokenizers", "NN", "Generation", "Checkpoints", "Datasets", "Training", "Alignment", "Store",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -72,7 +72,7 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Tokenizers"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore"]),
-        .testTarget(name: "AlignmentTests", dependencies: ["Alignment", "NN", "TensorCore", "Datasets", "Tokenizers", "Training"]),
+        .testTarget(name: "AlignmentTests", dependencies: ["Alignment", "NN", "TensorCore", "Datasets", "Tokenizers", "Training", "Store"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "NN", "Optimizers", "TensorCore"]),
         .testTarget(name: "GenerationTests", dependencies: ["Generation", "NN", "TensorCore", "Checkpoints"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Training"]),

@@ -5,6 +5,7 @@ import Datasets
 import Foundation
 import NN
 import TensorCore
+import Store
 import Training
 import Yams
 
@@ -33,6 +34,7 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("learning-rate"), help: "Peak learning rate.") var learningRate: Double?
     @Option(name: .customLong("batch-size"), help: "Examples (or pairs) per micro-batch.") var batchSize: Int?
     @Option(help: "Threads for OpenBLAS and the kernels.") var threads: Int?
+    @Option(help: "A SQLite run store to record the run, the stage and every metric in (see docs/store.md).") var store: String?
 
     func run() throws {
         if let threads { Threads.set(threads) }
@@ -59,7 +61,34 @@ struct Train: ParsableCommand {
         if let batchSize { settings.batchSize = batchSize }
         let problems = settings.problems(for: kind)
         guard problems.isEmpty else { throw CLIError(problems.map { (config ?? "flags") + ": " + $0 }.joined(separator: "\n")) }
-        try StageRunner(kind: kind, settings: settings).run()
+        // Missing inputs fail before anything is written (store rows, output directories).
+        let missing = [("model", settings.model), ("data", settings.data), ("validation_data", settings.validationData)]
+            .compactMap { key, path in path.flatMap { FileManager.default.fileExists(atPath: $0) ? nil : "\(key): \($0) does not exist" } }
+        guard missing.isEmpty else { throw CLIError(missing.map { (config ?? "flags") + ": " + $0 }.joined(separator: "\n")) }
+        var runner = StageRunner(kind: kind, settings: settings)
+        guard let store else { return try runner.run() }
+        // Record the run: a run row, one stage row, its metrics through the sink, and the final status.
+        let db = try RunStore(path: store)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let configJSON = String(decoding: try encoder.encode(settings), as: UTF8.self)
+        let run = try db.createRun(name: "train-\(kind.rawValue)", recipe: configJSON, seed: Int64(bitPattern: settings.seed))
+        let stage = try db.createStage(runId: run.id!, stageKey: kind.rawValue, kind: kind.rawValue, configJSON: configJSON,
+                                       configHash: String(UInt64(bitPattern: Int64(configJSON.hashValueStable)), radix: 16))
+        let sink = StoreMetricsSink(store: db, stageId: stage.id!)
+        runner.sink = sink
+        do {
+            try runner.run()
+            try sink.flush()
+            _ = try db.setStageStatus(stage.id!, .completed, checkpointPath: runner.checkpointPath)
+            _ = try db.setRunStatus(run.id!, .completed)
+            Terminal.note("recorded as run \(run.id!) in \(store)")
+        } catch {
+            try? sink.flush()
+            _ = try? db.setStageStatus(stage.id!, .failed)
+            _ = try? db.setRunStatus(run.id!, .failed)
+            throw error
+        }
     }
 
     /// A decoding error as "key.path: what was wrong".
@@ -79,6 +108,16 @@ struct Train: ParsableCommand {
 struct StageRunner {
     let kind: StageKind
     let settings: StageConfig
+    /// Where metrics go (the run store), if anywhere.
+    var sink: MetricsSink?
+
+    init(kind: StageKind, settings: StageConfig) {
+        self.kind = kind
+        self.settings = settings
+    }
+
+    var outputDirectory: URL { URL(fileURLWithPath: settings.outputDir ?? "runs/\(kind.rawValue)") }
+    var checkpointPath: String { outputDirectory.appendingPathComponent("checkpoints/last").path }
 
     func run() throws {
         let started = Date()
@@ -97,7 +136,7 @@ struct StageRunner {
         if sets.train.stats.skipped > 0 {
             Terminal.note("skipped \(sets.train.stats.skipped) bad line(s) of \(settings.data!): \(sets.train.stats.skipReasons.first.map { "\($0)" } ?? "")")
         }
-        let outDir = URL(fileURLWithPath: settings.outputDir ?? "runs/\(kind.rawValue)")
+        let outDir = outputDirectory
         let checkpoints = outDir.appendingPathComponent("checkpoints")
         var rng = RNG(seed: settings.seed)
         if kind == .reward && model.scoreHead == nil { model.addScoreHead(rng: &rng) }
@@ -136,7 +175,7 @@ struct StageRunner {
             }
             Terminal.note("\(train.count) training and \(validation.count) validation sequences (\(stats.truncated) truncated, \(stats.dropped) dropped)")
             summary = try Stages.sft(model: model, train: train, validation: validation, collator: collator, batchSize: settings.batchSize,
-                                     config: settings.trainerConfig(examples: train.count), checkpointDirectory: checkpoints,
+                                     config: settings.trainerConfig(examples: train.count), sink: sink, checkpointDirectory: checkpoints,
                                      resume: settings.resume, progress: report)
         case .reward, .dpo:
             let (train, stats) = try builder.pairs(sets.train.records)
@@ -145,7 +184,7 @@ struct StageRunner {
             if kind == .reward {
                 summary = try Stages.reward(model: model, train: train, validation: validation, collator: collator,
                                             batchSize: settings.batchSize, config: settings.trainerConfig(examples: train.count),
-                                            centering: Float(settings.centerRewardsCoefficient), checkpointDirectory: checkpoints,
+                                            centering: Float(settings.centerRewardsCoefficient), sink: sink, checkpointDirectory: checkpoints,
                                             resume: settings.resume, progress: report)
             } else {
                 let reference = try LanguageModel.load(settings.model!).model
@@ -153,7 +192,7 @@ struct StageRunner {
                                          collator: collator, batchSize: settings.batchSize,
                                          config: settings.trainerConfig(examples: train.count), beta: Float(settings.beta),
                                          lossType: settings.lossType, labelSmoothing: Float(settings.labelSmoothing),
-                                         checkpointDirectory: checkpoints, resume: settings.resume, progress: report)
+                                         sink: sink, checkpointDirectory: checkpoints, resume: settings.resume, progress: report)
             }
         }
         if settings.lora != nil {
@@ -176,3 +215,12 @@ struct StageRunner {
 }
 
 extension StageKind: ExpressibleByArgument {}
+
+extension String {
+    /// FNV-1a over the UTF-8 bytes: stable across processes, unlike `hashValue`.
+    var hashValueStable: Int {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return Int(bitPattern: UInt(h))
+    }
+}

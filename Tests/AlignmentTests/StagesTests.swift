@@ -5,6 +5,7 @@ import Datasets
 import NN
 import TensorCore
 import Tokenizers
+import Store
 import Training
 
 let tinyTokenizer = try! Tokenizer(tokenizerJSON: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -113,5 +114,32 @@ func rulePairs(count: Int, seed: UInt64) -> [DatasetRecord] {
         #expect(summary.steps == 10)
         let expected = full.series("train/loss").map { $0.value.bitPattern }
         #expect((first.series("train/loss") + second.series("train/loss")).map { $0.value.bitPattern } == expected)
+    }
+}
+
+@Suite struct StageStoreTests {
+    @Test func aStageRecordsEveryStepInTheStoreWithoutDuplicatesOnResume() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rein-stage-store-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = try RunStore(path: dir.appendingPathComponent("runs.sqlite").path)
+        let run = try store.createRun(name: "t", recipe: "{}", seed: 1)
+        let stage = try store.createStage(runId: run.id!, stageKey: "sft", kind: "sft", configJSON: "{}", configHash: "h")
+        let builder = try ExampleBuilder(tokenizer: tinyTokenizer, eosTokenID: eos)
+        let (examples, _) = try builder.examples((0..<8).map { .promptCompletion(prompt: .text("Say \($0):"), completion: .text(" \($0)")) })
+        let collator = try Collator(padTokenID: pad, eosTokenID: eos)
+        let config = trainerConfig(steps: 6, lr: 1e-3)
+        let checkpoints = dir.appendingPathComponent("ckpt")
+        // Interrupted after step 3, resumed: the sink of each process writes to the same stage.
+        let first = StoreMetricsSink(store: store, stageId: stage.id!)
+        _ = try Stages.sft(model: smallModel(seed: 9), train: examples, validation: [], collator: collator, batchSize: 4,
+                           config: config, sink: first, checkpointDirectory: checkpoints) { $0.step < 3 }
+        try first.flush()
+        let second = StoreMetricsSink(store: store, stageId: stage.id!)
+        _ = try Stages.sft(model: smallModel(seed: 9), train: examples, validation: [], collator: collator, batchSize: 4,
+                           config: config, sink: second, checkpointDirectory: checkpoints, resume: true)
+        try second.flush()
+        let losses = try store.metrics(stageId: stage.id!).filter { $0.name == "train/loss" }
+        #expect(losses.map(\.step).sorted() == [1, 2, 3, 4, 5, 6])
+        #expect(try store.latestStep(stageId: stage.id!) == 6)
     }
 }
