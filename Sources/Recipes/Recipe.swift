@@ -290,6 +290,8 @@ private struct Checker {
     func unknownKey(_ key: String, valid: [String]) -> String {
         let best = valid.min { distance(key, $0) < distance(key, $1) }
         if let best, distance(key, best) <= max(2, key.count / 3) { return "unknown key (did you mean '\(best)'?)" }
+        // `alpha` for `lora_alpha`: a valid key that ends with the unknown one.
+        if let suffixed = valid.first(where: { $0.hasSuffix("_" + key) }) { return "unknown key (did you mean '\(suffixed)'?)" }
         return "unknown key (valid keys: \(valid.joined(separator: ", ")))"
     }
 

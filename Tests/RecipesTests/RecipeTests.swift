@@ -150,3 +150,15 @@ stages:
     #expect(a != c)
     #expect(Recipe.configHash(StageConfig()) == Recipe.configHash(StageConfig()))
 }
+
+@Test func nestedLoRAKeysAreCheckedWithSuggestions() throws {
+    let dir = try fixture()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let yaml = "name: x\nstages:\n  - id: a\n    kind: sft\n    model: models/tiny\n    data: data/chat.jsonl\n    lora: {r: 8, alpha: 16}\n"
+    do {
+        _ = try Recipe.parse(yaml: yaml, baseDirectory: dir)
+        Issue.record("expected problems")
+    } catch {
+        #expect(error.description == "recipe.yaml:7: stages.a.lora.alpha: unknown key (did you mean 'lora_alpha'?)")
+    }
+}
