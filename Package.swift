@@ -58,11 +58,13 @@ let package = Package(
         .target(name: "Training", dependencies: ["TensorCore", "Optimizers", "NN"]),
         .target(name: "Alignment", dependencies: ["TensorCore", "NN", "Training", "Datasets"]),
         .target(name: "Store", dependencies: [.product(name: "GRDB", package: "GRDB.swift"), "Training"]),
+        .target(name: "Recipes", dependencies: ["Alignment", .product(name: "Yams", package: "Yams")]),
         .target(name: "Checkpoints", dependencies: ["TensorCore", "NN", "Tokenizers"], swiftSettings: numericSettings),
         .executableTarget(
             name: "rein",
             dependencies: [
                 "TensorCore", "Optimizers", "Tokenizers", "NN", "Generation", "Checkpoints", "Datasets", "Training", "Alignment", "Store",
+                "Recipes",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -76,6 +78,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "NN", "Optimizers", "TensorCore"]),
         .testTarget(name: "GenerationTests", dependencies: ["Generation", "NN", "TensorCore", "Checkpoints"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Training"]),
+        .testTarget(name: "RecipesTests", dependencies: ["Recipes", "Alignment"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "NN", "TensorCore", "Tokenizers", "Generation"]),
     ],
     swiftLanguageModes: [.v6]
