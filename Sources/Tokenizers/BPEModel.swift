@@ -281,7 +281,7 @@ final class BPEModel: @unchecked Sendable {
         }
         var previous = (0..<count).map { Int32($0) - 1 }
         var alive = [Bool](repeating: true, count: count)
-        var heap = MinHeap()
+        var heap = BinaryHeap<SmallestFirst>()
         for k in 0..<(count - 1) {
             let v = pairs.lookup(symbols[k], symbols[k + 1])
             if v != PairTable.absent { heap.push(v & 0xFFFF_FFFF_0000_0000 | UInt64(k)) }
@@ -320,38 +320,7 @@ final class BPEModel: @unchecked Sendable {
     }
 }
 
-/// A binary min-heap of UInt64 keys.
-struct MinHeap {
-    private var items: [UInt64] = []
-
-    var isEmpty: Bool { items.isEmpty }
-
-    mutating func push(_ value: UInt64) {
-        items.append(value)
-        var k = items.count - 1
-        while k > 0 {
-            let parent = (k - 1) / 2
-            if items[parent] <= items[k] { break }
-            items.swapAt(parent, k)
-            k = parent
-        }
-    }
-
-    mutating func pop() -> UInt64? {
-        guard let first = items.first else { return nil }
-        let last = items.removeLast()
-        if items.isEmpty { return first }
-        items[0] = last
-        var k = 0
-        while true {
-            let l = 2 * k + 1, r = l + 1
-            var smallest = k
-            if l < items.count && items[l] < items[smallest] { smallest = l }
-            if r < items.count && items[r] < items[smallest] { smallest = r }
-            if smallest == k { break }
-            items.swapAt(smallest, k)
-            k = smallest
-        }
-        return first
-    }
+/// Smallest packed (rank, position) first: the lowest-ranked merge, leftmost on ties.
+enum SmallestFirst: HeapOrder {
+    @inline(__always) static func before(_ a: UInt64, _ b: UInt64) -> Bool { a < b }
 }

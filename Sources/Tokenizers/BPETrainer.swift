@@ -96,15 +96,15 @@ public struct BPETrainer: Sendable {
                 pairWords[pair, default: []].appendUnlessLast(Int32(w))
             }
         }
-        var queue = PairQueue()
-        for (pair, count) in pairCounts { queue.push(count: count, pair: pair) }
+        var queue = BinaryHeap<MostFrequentPair>()
+        for (pair, count) in pairCounts { queue.push((count: count, pair: pair)) }
 
         var merges: [(Int32, Int32)] = []
         var visited = [Int](repeating: -1, count: words.count)
         while strings.count < vocabularySize, let top = queue.pop() {
             let current = pairCounts[top.pair] ?? 0
             if top.count != current {
-                if current > 0 { queue.push(count: current, pair: top.pair) }
+                if current > 0 { queue.push((count: current, pair: top.pair)) }
                 continue
             }
             if current < max(minFrequency, 1) { break }
@@ -154,7 +154,7 @@ public struct BPETrainer: Sendable {
             for (pair, change) in delta where change != 0 && pair != top.pair {
                 let count = (pairCounts[pair] ?? 0) + change
                 pairCounts[pair] = count > 0 ? count : nil
-                if change > 0 && count > 0 { queue.push(count: count, pair: pair) }
+                if change > 0 && count > 0 { queue.push((count: count, pair: pair)) }
             }
         }
 
@@ -172,41 +172,10 @@ extension Array where Element == Int32 {
     }
 }
 
-/// Max-heap of (count, pair): highest count first, then the smaller pair, as Hugging Face orders merges.
-private struct PairQueue {
-    private var items: [(count: Int, pair: UInt64)] = []
-
+/// Highest count first, then the smaller pair, as Hugging Face orders merges.
+private enum MostFrequentPair: HeapOrder {
     @inline(__always)
-    private static func before(_ x: (count: Int, pair: UInt64), _ y: (count: Int, pair: UInt64)) -> Bool {
+    static func before(_ x: (count: Int, pair: UInt64), _ y: (count: Int, pair: UInt64)) -> Bool {
         x.count != y.count ? x.count > y.count : x.pair < y.pair
-    }
-
-    mutating func push(count: Int, pair: UInt64) {
-        items.append((count, pair))
-        var k = items.count - 1
-        while k > 0 {
-            let parent = (k - 1) / 2
-            if !Self.before(items[k], items[parent]) { break }
-            items.swapAt(parent, k)
-            k = parent
-        }
-    }
-
-    mutating func pop() -> (count: Int, pair: UInt64)? {
-        guard let first = items.first else { return nil }
-        let last = items.removeLast()
-        if items.isEmpty { return first }
-        items[0] = last
-        var k = 0
-        while true {
-            let l = 2 * k + 1, r = l + 1
-            var best = k
-            if l < items.count && Self.before(items[l], items[best]) { best = l }
-            if r < items.count && Self.before(items[r], items[best]) { best = r }
-            if best == k { break }
-            items.swapAt(best, k)
-            k = best
-        }
-        return first
     }
 }
