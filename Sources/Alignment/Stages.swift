@@ -32,6 +32,9 @@ public struct StageSummary: Sendable {
     public var finalTrainLoss: Double
     /// Validation metrics after the last step (loss and the stage's own).
     public var validation: [String: Double]
+    /// True when the progress callback stopped training before the end (Ctrl-C); the last
+    /// checkpoint holds the step reached.
+    public var interrupted: Bool = false
 }
 
 /// The supervised stages: each builds a loss over its batches and runs the shared ``Trainer``.
@@ -56,7 +59,8 @@ public enum Stages {
     /// Validation reports `loss` and `perplexity` (exp of the token-weighted mean loss).
     public static func sft(model: DecoderModel, train: [TokenizedExample], validation: [TokenizedExample], collator: Collator,
                            batchSize: Int, config: TrainerConfig, sink: MetricsSink? = nil, checkpointDirectory: URL? = nil,
-                           resume: Bool = false, progress: ((TrainingProgress) -> Bool)? = nil) throws -> StageSummary {
+                           resume: Bool = false, progress: ((TrainingProgress) -> Bool)? = nil,
+                           onCheckpoint: ((String, Int, URL) throws -> Void)? = nil) throws -> StageSummary {
         let source = try EpochSource(items: train, batchSize: batchSize, seed: config.seed) { collator.collate($0) }
         let trainer = Trainer(arena: model.arena, config: config, source: source, sink: sink) { batch, _ in
             let (loss, items) = languageModelingLoss(model, batch)
@@ -75,6 +79,7 @@ public enum Stages {
                 return (mean, ["perplexity": Foundation.exp(mean)])
             }
         }
+        trainer.onCheckpoint = onCheckpoint
         return try run(trainer, checkpointDirectory: checkpointDirectory, resume: resume, progress: progress)
     }
 
@@ -83,7 +88,8 @@ public enum Stages {
     public static func reward(model: DecoderModel, train: [TokenizedPair], validation: [TokenizedPair], collator: Collator,
                               batchSize: Int, config: TrainerConfig, centering: Float = 0, sink: MetricsSink? = nil,
                               checkpointDirectory: URL? = nil, resume: Bool = false,
-                              progress: ((TrainingProgress) -> Bool)? = nil) throws -> StageSummary {
+                              progress: ((TrainingProgress) -> Bool)? = nil,
+                           onCheckpoint: ((String, Int, URL) throws -> Void)? = nil) throws -> StageSummary {
         precondition(model.scoreHead != nil, "a reward model needs its score head (addScoreHead)")
         func loss(_ b: PairBatch) -> (Tensor, [String: Double]) {
             let s = b.sequences
@@ -114,6 +120,7 @@ public enum Stages {
                 return (losses.reduce(0, +) / Double(chosen.count), m)
             }
         }
+        trainer.onCheckpoint = onCheckpoint
         return try run(trainer, checkpointDirectory: checkpointDirectory, resume: resume, progress: progress)
     }
 
@@ -123,7 +130,8 @@ public enum Stages {
                            collator: Collator, batchSize: Int, config: TrainerConfig, beta: Float = 0.1,
                            lossType: DPOLossType = .sigmoid, labelSmoothing: Float = 0, sink: MetricsSink? = nil,
                            checkpointDirectory: URL? = nil, resume: Bool = false,
-                           progress: ((TrainingProgress) -> Bool)? = nil) throws -> StageSummary {
+                           progress: ((TrainingProgress) -> Bool)? = nil,
+                           onCheckpoint: ((String, Int, URL) throws -> Void)? = nil) throws -> StageSummary {
         reference.arena.freezeAll()
         func logps(_ model: DecoderModel, _ s: Batch) -> (Tensor, [Int]) {
             let logits = model.logits(ids: s.ids, batch: s.rows, length: s.length, attentionMask: s.attentionMask)
@@ -159,6 +167,7 @@ public enum Stages {
                 return (mean, avg)
             }
         }
+        trainer.onCheckpoint = onCheckpoint
         return try run(trainer, checkpointDirectory: checkpointDirectory, resume: resume, progress: progress)
     }
 
@@ -169,10 +178,14 @@ public enum Stages {
             try trainer.resume(from: dir)
         }
         var last = 0.0
+        var interrupted = false
         try trainer.run(checkpointDirectory: checkpointDirectory) { p in
             last = p.loss
-            return progress?(p) ?? true
+            let go = progress?(p) ?? true
+            if !go && p.step < p.maxSteps { interrupted = true }
+            return go
         }
+        if interrupted { return StageSummary(steps: trainer.step, finalTrainLoss: last, validation: [:], interrupted: true) }
         var validation: [String: Double] = [:]
         if let evaluate = trainer.evaluate {
             let (loss, metrics) = Autograd.withoutGrad { evaluate() }

@@ -32,10 +32,17 @@ public struct Run: Codable, Sendable, Equatable, FetchableRecord, MutablePersist
     public var startedAt: Date
     /// When the run ended; nil while running.
     public var finishedAt: Date?
+    /// The recipe's output directory (v2; nil for runs recorded by `rein train`).
+    public var outputDir: String?
+    /// The process id of the `rein` that last ran it (v2).
+    public var pid: Int64?
+    /// The host name of that process (v2).
+    public var host: String?
 
     /// A new run in `status`.
     public init(id: Int64? = nil, name: String, recipe: String, seed: Int64, status: Status = .running,
-                startedAt: Date = Date(), finishedAt: Date? = nil) {
+                startedAt: Date = Date(), finishedAt: Date? = nil, outputDir: String? = nil, pid: Int64? = nil,
+                host: String? = nil) {
         self.id = id
         self.name = name
         self.recipe = recipe
@@ -43,6 +50,9 @@ public struct Run: Codable, Sendable, Equatable, FetchableRecord, MutablePersist
         self.status = status
         self.startedAt = startedAt
         self.finishedAt = finishedAt
+        self.outputDir = outputDir
+        self.pid = pid
+        self.host = host
     }
 
     /// Picks up the row id after an insert.
@@ -71,11 +81,19 @@ public struct Stage: Codable, Sendable, Equatable, FetchableRecord, MutablePersi
     public var startedAt: Date
     /// When the stage ended; nil while running.
     public var finishedAt: Date?
+    /// What the stage produced for later stages: a model or tokenizer directory, or a data
+    /// directory (v2).
+    public var outputPath: String?
+    /// For a skipped stage: the completed stage (of this or an earlier run) whose output it reuses (v2).
+    public var reusedStageId: Int64?
 
     /// A new stage in `status`.
     public init(id: Int64? = nil, runId: Int64, stageKey: String, kind: String, configJSON: String,
                 configHash: String, status: Status = .running, checkpointPath: String? = nil,
-                startedAt: Date = Date(), finishedAt: Date? = nil) {
+                startedAt: Date = Date(), finishedAt: Date? = nil, outputPath: String? = nil,
+                reusedStageId: Int64? = nil) {
+        self.outputPath = outputPath
+        self.reusedStageId = reusedStageId
         self.id = id
         self.runId = runId
         self.stageKey = stageKey
@@ -109,6 +127,29 @@ public struct Metric: Codable, Sendable, Equatable, FetchableRecord, Persistable
         self.step = step
         self.name = name
         self.value = value
+    }
+}
+
+/// One checkpoint a stage wrote (table `checkpoint`, v2; key (stageId, kind, step)).
+public struct Checkpoint: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    /// The stage that wrote it.
+    public var stageId: Int64
+    /// `last` (the resume point), `best` (lowest validation loss) or `final` (the exported model).
+    public var kind: String
+    /// The optimizer step it holds.
+    public var step: Int
+    /// Its directory. A `last` directory is replaced by later saves; the newest row is current.
+    public var path: String
+    /// When it was written (UTC).
+    public var createdAt: Date
+
+    /// A checkpoint row.
+    public init(stageId: Int64, kind: String, step: Int, path: String, createdAt: Date = Date()) {
+        self.stageId = stageId
+        self.kind = kind
+        self.step = step
+        self.path = path
+        self.createdAt = createdAt
     }
 }
 

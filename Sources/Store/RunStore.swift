@@ -117,6 +117,27 @@ public final class RunStore: Sendable {
                 t.column("ties", .integer).notNull().check { $0 >= 0 }
             }
         }
+        migrator.registerMigration("v2") { db in
+            // Recipe runs: where they write, which process ran them; what each stage produced or reused.
+            try db.alter(table: "run") { t in
+                t.add(column: "outputDir", .text)
+                t.add(column: "pid", .integer)
+                t.add(column: "host", .text)
+            }
+            try db.alter(table: "stage") { t in
+                t.add(column: "outputPath", .text)
+                t.add(column: "reusedStageId", .integer).references("stage", onDelete: .setNull)
+            }
+            try db.create(index: "run_on_name", on: "run", columns: ["name"])
+            try db.create(table: "checkpoint") { t in
+                t.column("stageId", .integer).notNull().references("stage", onDelete: .cascade)
+                t.column("kind", .text).notNull()
+                t.column("step", .integer).notNull()
+                t.column("path", .text).notNull()
+                t.column("createdAt", .datetime).notNull()
+                t.primaryKey(["stageId", "kind", "step"])
+            }
+        }
         return migrator
     }
 
@@ -145,12 +166,49 @@ public final class RunStore: Sendable {
     // MARK: - Runs
 
     /// Records a new running run and returns it with its id.
-    public func createRun(name: String, recipe: String, seed: Int64, startedAt: Date = Date()) throws -> Run {
+    public func createRun(name: String, recipe: String, seed: Int64, outputDir: String? = nil,
+                          pid: Int64? = Int64(ProcessInfo.processInfo.processIdentifier),
+                          host: String? = ProcessInfo.processInfo.hostName, startedAt: Date = Date()) throws -> Run {
         try dbPool.write { db in
-            var run = Run(name: name, recipe: recipe, seed: seed, status: .running, startedAt: startedAt)
+            var run = Run(name: name, recipe: recipe, seed: seed, status: .running, startedAt: startedAt,
+                          outputDir: outputDir, pid: pid, host: host)
             try run.insert(db)
             return run
         }
+    }
+
+    /// The newest run named `name` writing to `outputDir` that did not complete (interrupted,
+    /// failed, or still marked running after its process died), or nil.
+    public func unfinishedRun(name: String, outputDir: String) throws -> Run? {
+        try dbPool.read { db in
+            let newest = try Run.filter(Column("name") == name && Column("outputDir") == outputDir)
+                .order(Column("id").desc).fetchOne(db)
+            return newest.flatMap { $0.status == .completed ? nil : $0 }
+        }
+    }
+
+    /// Marks run `id` as taken over by this process and running again: a `running` row whose
+    /// process died (kill -9) first becomes `interrupted`, then `running`.
+    @discardableResult
+    public func resumeRun(_ id: Int64, pid: Int64 = Int64(ProcessInfo.processInfo.processIdentifier),
+                          host: String = ProcessInfo.processInfo.hostName) throws -> Run {
+        try dbPool.write { db in
+            guard var run = try Run.fetchOne(db, key: id) else { throw StoreError.notFound(table: "run", id: id) }
+            guard run.status != .completed else {
+                throw StoreError.invalidTransition(table: "run", id: id, from: run.status, to: .running)
+            }
+            run.status = .running
+            run.finishedAt = nil
+            run.pid = pid
+            run.host = host
+            try run.update(db)
+            return run
+        }
+    }
+
+    /// Stages of run `runId` in start order.
+    public func stages(runId: Int64) throws -> [Stage] {
+        try dbPool.read { db in try Stage.filter(Column("runId") == runId).order(Column("id")).fetchAll(db) }
     }
 
     /// Moves run `id` to `status` (`completed`, `failed`, `interrupted`, or `running` to resume),
@@ -186,15 +244,66 @@ public final class RunStore: Sendable {
 
     // MARK: - Stages
 
-    /// Records a new running stage of run `runId`; a second stage with the same key in one run is
-    /// a constraint error.
+    /// Records a new stage of run `runId` (running, or completed for a skipped stage that reuses
+    /// `reusedStageId`'s output); a second stage with the same key in one run is a constraint error.
     public func createStage(runId: Int64, stageKey: String, kind: String, configJSON: String, configHash: String,
-                            startedAt: Date = Date()) throws -> Stage {
+                            status: Status = .running, outputPath: String? = nil, reusedStageId: Int64? = nil,
+                            checkpointPath: String? = nil, startedAt: Date = Date()) throws -> Stage {
         try dbPool.write { db in
             var stage = Stage(runId: runId, stageKey: stageKey, kind: kind, configJSON: configJSON,
-                              configHash: configHash, status: .running, startedAt: startedAt)
+                              configHash: configHash, status: status, checkpointPath: checkpointPath, startedAt: startedAt,
+                              finishedAt: status == .running ? nil : startedAt, outputPath: outputPath,
+                              reusedStageId: reusedStageId)
             try stage.insert(db)
             return stage
+        }
+    }
+
+    /// Starts stage `id` over: deletes its metrics and checkpoint rows and makes it a running stage
+    /// with the given config (for a stage rerun inside a resumed run after its inputs changed).
+    @discardableResult
+    public func restartStage(_ id: Int64, configJSON: String, configHash: String, at date: Date = Date()) throws -> Stage {
+        try dbPool.write { db in
+            guard var stage = try Stage.fetchOne(db, key: id) else { throw StoreError.notFound(table: "stage", id: id) }
+            try Metric.filter(Column("stageId") == id).deleteAll(db)
+            try Checkpoint.filter(Column("stageId") == id).deleteAll(db)
+            try Rollout.filter(Column("stageId") == id).deleteAll(db)
+            stage.configJSON = configJSON
+            stage.configHash = configHash
+            stage.status = .running
+            stage.checkpointPath = nil
+            stage.outputPath = nil
+            stage.reusedStageId = nil
+            stage.startedAt = date
+            stage.finishedAt = nil
+            try stage.update(db)
+            return stage
+        }
+    }
+
+    /// Records what stage `id` produced for later stages.
+    public func setStageOutput(_ id: Int64, path: String) throws {
+        try dbPool.write { db in
+            try Stage.filter(key: id).updateAll(db, Column("outputPath").set(to: path))
+            if db.changesCount == 0 { throw StoreError.notFound(table: "stage", id: id) }
+        }
+    }
+
+    /// Records a checkpoint of stage `stageId` (replacing a row with the same kind and step) and,
+    /// for `last`, makes it the stage's resume point.
+    public func recordCheckpoint(stageId: Int64, kind: String, step: Int, path: String, at date: Date = Date()) throws {
+        try dbPool.write { db in
+            try Checkpoint(stageId: stageId, kind: kind, step: step, path: path, createdAt: date).upsert(db)
+            if kind == "last" {
+                try Stage.filter(key: stageId).updateAll(db, Column("checkpointPath").set(to: path))
+            }
+        }
+    }
+
+    /// Checkpoints of stage `stageId`, oldest first.
+    public func checkpoints(stageId: Int64) throws -> [Checkpoint] {
+        try dbPool.read { db in
+            try Checkpoint.filter(Column("stageId") == stageId).order(Column("createdAt"), Column("step")).fetchAll(db)
         }
     }
 

@@ -6,6 +6,14 @@ import TensorCore
 public protocol MetricsSink: AnyObject {
     /// Records `value` of metric `name` at optimizer step `step` (e.g. "train/loss").
     func record(step: Int, name: String, value: Double)
+    /// Makes everything recorded so far durable (a buffered sink writes its buffer). The trainer
+    /// calls it before each checkpoint.
+    func flush() throws
+}
+
+extension MetricsSink {
+    /// Nothing to flush by default.
+    public func flush() throws {}
 }
 
 /// Keeps metrics in memory (tests, summaries).
@@ -149,6 +157,9 @@ public final class Trainer<Source: BatchSource> {
     let lossFunction: LossFunction
     /// Mean loss and metrics on the validation data.
     public var evaluate: (() -> (loss: Double, metrics: [String: Double]))?
+    /// Called after each checkpoint is written, with its kind (`last`, `best`), step and directory
+    /// (the run store records it).
+    public var onCheckpoint: ((_ kind: String, _ step: Int, _ directory: URL) throws -> Void)?
 
     /// A trainer over `arena` reading `source`.
     public init(arena: ParameterArena, config: TrainerConfig, source: Source, sink: MetricsSink? = nil,
@@ -242,6 +253,9 @@ public final class Trainer<Source: BatchSource> {
     /// Writes weights (arena layout), AdamW moments and the trainer state into `directory`,
     /// replacing it atomically (a crash leaves the previous checkpoint intact).
     public func saveCheckpoint(to directory: URL) throws {
+        // Metrics up to this step reach the sink's storage before the checkpoint exists, so a crash
+        // after it loses no rows a resume would not log again.
+        try sink?.flush()
         let fm = FileManager.default
         let parent = directory.deletingLastPathComponent()
         try fm.createDirectory(at: parent, withIntermediateDirectories: true)
@@ -268,6 +282,7 @@ public final class Trainer<Source: BatchSource> {
         if fm.fileExists(atPath: directory.path) { try fm.moveItem(at: directory, to: old) }
         try fm.moveItem(at: staging, to: directory)
         try? fm.removeItem(at: old)
+        try onCheckpoint?(directory.lastPathComponent, step, directory)
     }
 
     /// Restores weights, optimizer moments, RNG, data position and step from a checkpoint written
