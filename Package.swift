@@ -58,7 +58,10 @@ let package = Package(
         .target(name: "Training", dependencies: ["TensorCore", "Optimizers", "NN"]),
         .target(name: "Alignment", dependencies: ["TensorCore", "NN", "Training", "Datasets"]),
         .target(name: "Store", dependencies: [.product(name: "GRDB", package: "GRDB.swift"), "Training"]),
-        .target(name: "Recipes", dependencies: ["Alignment", .product(name: "Yams", package: "Yams")]),
+        .target(name: "Recipes", dependencies: [
+            "Alignment", "Checkpoints", "Datasets", "Generation", "NN", "Store", "TensorCore", "Tokenizers", "Training",
+            .product(name: "Yams", package: "Yams"),
+        ]),
         .target(name: "Checkpoints", dependencies: ["TensorCore", "NN", "Tokenizers"], swiftSettings: numericSettings),
         .executableTarget(
             name: "rein",

@@ -42,6 +42,13 @@ public struct StageConfig: Codable, Equatable, Sendable {
     public var onBadRecord: BadRecordPolicy = .fail
     public var overflow: OverflowPolicy = .truncate
     public var resume: Bool = true
+    /// Evaluate before the first step too (logged at step 0), so the stage's improvement shows.
+    public var evalOnStart: Bool = false
+    /// Held-out prompts with answers (JSONL: `prompt` as text or messages, and `answer`): the
+    /// policy's greedy exact-match accuracy is measured before and after the stage.
+    public var evalPrompts: String?
+    /// The most tokens generated per prompt for `eval_prompts`.
+    public var evalMaxNewTokens: Int = 16
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case model, data, validationData = "validation_data", validationSplit = "validation_split", outputDir = "output_dir"
@@ -52,6 +59,7 @@ public struct StageConfig: Codable, Equatable, Sendable {
         case evalSteps = "eval_steps", saveSteps = "save_steps", earlyStoppingPatience = "early_stopping_patience", seed
         case beta, lossType = "loss_type", labelSmoothing = "label_smoothing"
         case centerRewardsCoefficient = "center_rewards_coefficient", lora, onBadRecord = "on_bad_record", overflow, resume
+        case evalOnStart = "eval_on_start", evalPrompts = "eval_prompts", evalMaxNewTokens = "eval_max_new_tokens"
     }
 
     /// The defaults above.
@@ -73,6 +81,8 @@ public struct StageConfig: Codable, Equatable, Sendable {
         try read(.beta, &d.beta); try read(.lossType, &d.lossType); try read(.labelSmoothing, &d.labelSmoothing)
         try read(.centerRewardsCoefficient, &d.centerRewardsCoefficient); try readOptional(.lora, &d.lora)
         try read(.onBadRecord, &d.onBadRecord); try read(.overflow, &d.overflow); try read(.resume, &d.resume)
+        try read(.evalOnStart, &d.evalOnStart); try readOptional(.evalPrompts, &d.evalPrompts)
+        try read(.evalMaxNewTokens, &d.evalMaxNewTokens)
         self = d
     }
 
@@ -100,6 +110,8 @@ public struct StageConfig: Codable, Equatable, Sendable {
         if let steps = maxSteps, steps < 0 { out.append("max_steps: must not be negative") }
         if let epochs = numTrainEpochs, !(epochs > 0) { out.append("num_train_epochs: must be positive") }
         if kind == .dpo && !(beta > 0) { out.append("beta: must be positive for DPO, got \(beta)") }
+        if evalMaxNewTokens < 1 { out.append("eval_max_new_tokens: must be at least 1, got \(evalMaxNewTokens)") }
+        if saveSteps < 0 { out.append("save_steps: must not be negative") }
         if !(0..<0.5).contains(labelSmoothing) { out.append("label_smoothing: must be in [0, 0.5), got \(labelSmoothing)") }
         return out
     }
@@ -123,6 +135,7 @@ public struct StageConfig: Codable, Equatable, Sendable {
         t.saveSteps = saveSteps
         t.earlyStoppingPatience = earlyStoppingPatience
         t.seed = seed
+        t.evalOnStart = evalOnStart
         return t
     }
 }

@@ -1,5 +1,7 @@
 import Alignment
+import Datasets
 import Foundation
+import NN
 import Yams
 
 /// One thing wrong with a recipe, located by its YAML line and key path.
@@ -43,7 +45,10 @@ public struct RecipeError: Error, Sendable, CustomStringConvertible {
 /// The stage kinds a recipe may use. Only implemented kinds are accepted; `ppo`, `generate` and
 /// `compare` are recognised and rejected as not implemented yet.
 public enum RecipeStageKind: String, Codable, CaseIterable, Sendable {
-    case tokenizer, pretrain, sft, reward, dpo
+    case data, tokenizer, pretrain, sft, reward, dpo
+
+    /// The files a `data` stage writes, for `stage:ID/FILE` references.
+    public static let dataFileNames = SyntheticData.fileNames
 
     /// Kinds that are planned but not implemented.
     public static let planned = ["ppo", "generate", "compare"]
@@ -62,6 +67,9 @@ public enum ModelSource: Codable, Equatable, Sendable {
     case hf(String)
     /// A GGUF file (`gguf:PATH`).
     case gguf(String)
+    /// A fresh model: `config` is the canonical JSON of `config.json` architecture keys (`model_type`,
+    /// `n_layer`, ...), `tokenizer` a path or `stage:ID` reference to a tokenizer.
+    case initialize(config: String, tokenizer: String)
 
     /// The reference as written in a recipe (`stage:sft`, `hf:assets/x`, or a bare path).
     public var reference: String {
@@ -70,6 +78,7 @@ public enum ModelSource: Codable, Equatable, Sendable {
         case .stage(let id): "stage:\(id)"
         case .hf(let p): "hf:\(p)"
         case .gguf(let p): "gguf:\(p)"
+        case let .initialize(config, tokenizer): "init:\(config) tokenizer:\(tokenizer)"
         }
     }
 }
@@ -82,9 +91,16 @@ public struct TokenizerStageConfig: Codable, Equatable, Sendable {
     public var vocabSize: Int = 512
     /// Where the tokenizer is written (default: the stage's directory under the recipe's output_dir).
     public var outputDir: String?
+    /// Special tokens, given ids 0, 1, ...: an end-of-text token and a padding token by default.
+    public var specialTokens: [String] = ["<|endoftext|>", "<|pad|>"]
+    /// Merge only pairs seen at least this many times.
+    public var minFrequency: Int = 2
+    /// `gpt2` (numbers kept whole) or `smollm2` (digits split one by one, better for arithmetic).
+    public var preTokenizer: String = "gpt2"
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case data, vocabSize = "vocab_size", outputDir = "output_dir"
+        case data, vocabSize = "vocab_size", outputDir = "output_dir", specialTokens = "special_tokens"
+        case minFrequency = "min_frequency", preTokenizer = "pre_tokenizer"
     }
 
     /// The defaults above.
@@ -96,6 +112,9 @@ public struct TokenizerStageConfig: Codable, Equatable, Sendable {
         data = try c.decodeIfPresent(String.self, forKey: .data)
         vocabSize = try c.decodeIfPresent(Int.self, forKey: .vocabSize) ?? 512
         outputDir = try c.decodeIfPresent(String.self, forKey: .outputDir)
+        specialTokens = try c.decodeIfPresent([String].self, forKey: .specialTokens) ?? ["<|endoftext|>", "<|pad|>"]
+        minFrequency = try c.decodeIfPresent(Int.self, forKey: .minFrequency) ?? 2
+        preTokenizer = try c.decodeIfPresent(String.self, forKey: .preTokenizer) ?? "gpt2"
     }
 
     /// Every key a tokenizer stage may have.
@@ -113,6 +132,8 @@ public struct ResolvedStage: Equatable, Sendable {
     public var config: StageConfig?
     /// The decoded settings of a `tokenizer` stage.
     public var tokenizer: TokenizerStageConfig?
+    /// The decoded settings of a `data` stage (the synthetic task generator).
+    public var synthetic: SyntheticDataConfig?
     /// Where the starting model comes from, if the stage has one.
     public var model: ModelSource?
     /// Ids of the earlier stages this one reads from.
@@ -156,19 +177,24 @@ public struct Recipe: Equatable, Sendable {
 
     /// Reads and validates the recipe at `path`; relative paths inside are resolved against its directory.
     /// Throws `RecipeError` listing every problem.
-    public static func load(path: String) throws(RecipeError) -> Recipe {
+    public static func load(path: String, overrides: [String] = []) throws(RecipeError) -> Recipe {
         let url = URL(fileURLWithPath: path)
         let fileName = url.lastPathComponent
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
             throw RecipeError(problems: [RecipeProblem(file: fileName, line: nil, keyPath: "", message: "cannot read the recipe file")])
         }
-        return try parse(yaml: text, fileName: fileName, baseDirectory: url.deletingLastPathComponent())
+        return try parse(yaml: text, fileName: fileName, baseDirectory: url.deletingLastPathComponent(), overrides: overrides)
     }
 
     /// Validates recipe text. `fileName` prefixes problem descriptions; `baseDirectory` resolves
     /// relative data and model paths, which must exist. Throws `RecipeError` listing every problem.
-    public static func parse(yaml: String, fileName: String = "recipe.yaml", baseDirectory: URL) throws(RecipeError) -> Recipe {
+    ///
+    /// `overrides` are `KEY.PATH=VALUE` settings applied before validation (`rein run --set`), e.g.
+    /// `stages.sft.learning_rate=1e-5`, `stages.sft.lora.r=16` or `seed=7`; VALUE is read as YAML.
+    public static func parse(yaml: String, fileName: String = "recipe.yaml", baseDirectory: URL,
+                             overrides: [String] = []) throws(RecipeError) -> Recipe {
         var checker = Checker(file: fileName, base: baseDirectory)
+        checker.overrides = overrides
         let recipe = checker.check(yaml: yaml)
         if let recipe, checker.problems.isEmpty { return recipe }
         let sorted = checker.problems.enumerated().sorted { ($0.element.line ?? 0, $0.offset) < ($1.element.line ?? 0, $1.offset) }.map(\.element)
@@ -196,6 +222,7 @@ private struct HashInput: Encodable {
     var kind: RecipeStageKind
     var config: StageConfig?
     var tokenizer: TokenizerStageConfig?
+    var synthetic: SyntheticDataConfig?
     var model: ModelSource?
 }
 
@@ -204,6 +231,7 @@ private struct Checker {
     let file: String
     let base: URL
     var problems: [RecipeProblem] = []
+    var overrides: [String] = []
 
     init(file: String, base: URL) {
         self.file = file
@@ -223,8 +251,29 @@ private struct Checker {
         var kind: RecipeStageKind?
         var config: StageConfig?
         var tokenizer: TokenizerStageConfig?
+        var synthetic: SyntheticDataConfig?
         var model: ModelSource?
         var modelNode: Node?
+        /// Every `stage:` reference the stage makes (model, tokenizer, data files).
+        var refs: [Ref] = []
+    }
+
+    /// A `stage:ID` or `stage:ID/FILE` reference and what it must point at.
+    struct Ref {
+        enum Role { case model, tokenizer, data }
+        var target: String
+        var file: String?
+        var node: Node?
+        var keyPath: String
+        var role: Role
+    }
+
+    /// Parses `stage:ID` or `stage:ID/FILE`.
+    static func parseRef(_ text: String) -> (id: String, file: String?)? {
+        guard text.hasPrefix("stage:") else { return nil }
+        let rest = text.dropFirst(6)
+        if let slash = rest.firstIndex(of: "/") { return (String(rest[..<slash]), String(rest[rest.index(after: slash)...])) }
+        return (String(rest), nil)
     }
 
     mutating func check(yaml: String) -> Recipe? {
@@ -233,10 +282,12 @@ private struct Checker {
             report(nil, "", "not valid YAML: \(error)")
             return nil
         }
-        guard let root, let top = root.mapping else {
+        guard var root, root.mapping != nil else {
             report(root, "", "a recipe must be a mapping with `name` and `stages`")
             return nil
         }
+        for setting in overrides { root = apply(setting, to: root) }
+        let top = root.mapping!
         var name: String?, seed: UInt64?, store: String?, outputDir: String?
         var stagesNode: Node?
         for (keyNode, value) in top {
@@ -267,6 +318,58 @@ private struct Checker {
         guard let name, problems.isEmpty else { return nil }
         return Recipe(name: name, seed: seed, store: store ?? "runs/\(name).sqlite", outputDir: outputDir ?? "runs/\(name)",
                       stages: stages, baseDirectory: base)
+    }
+
+    /// Applies one `--set KEY.PATH=VALUE` to the document; a path that names no stage is a problem.
+    mutating func apply(_ setting: String, to root: Node) -> Node {
+        guard let eq = setting.firstIndex(of: "="), eq != setting.startIndex else {
+            report(nil, "--set \(setting)", "expected KEY.PATH=VALUE, e.g. stages.sft.learning_rate=1e-5")
+            return root
+        }
+        let path = setting[..<eq].split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        let text = String(setting[setting.index(after: eq)...])
+        guard !path.contains("") else {
+            report(nil, "--set \(setting)", "empty key in '\(setting[..<eq])'")
+            return root
+        }
+        let value = ((try? Yams.compose(yaml: text)) ?? nil) ?? Node(text)
+        var failure: String?
+        let result = set(root, path[...], value, failure: &failure)
+        if let failure { report(nil, "--set \(setting[..<eq])", failure) }
+        return result ?? root
+    }
+
+    func set(_ node: Node, _ path: ArraySlice<String>, _ value: Node, failure: inout String?) -> Node? {
+        guard let key = path.first else { return value }
+        let rest = path.dropFirst()
+        if let list = node.sequence {
+            // Stages are addressed by id: stages.sft.learning_rate.
+            guard let index = list.firstIndex(where: { $0.mapping?["id"]?.string == key }) else {
+                let ids = list.compactMap { $0.mapping?["id"]?.string }
+                failure = "no stage with id '\(key)' (stages: \(ids.joined(separator: ", ")))"
+                return nil
+            }
+            guard !rest.isEmpty, let updated = set(list[index], rest, value, failure: &failure) else {
+                if failure == nil { failure = "name a key of stage '\(key)', e.g. stages.\(key).learning_rate" }
+                return nil
+            }
+            var nodes = Array(list)
+            nodes[index] = updated
+            return .sequence(Node.Sequence(nodes))
+        }
+        var pairs: [(Node, Node)] = node.mapping.map { Array($0).map { ($0.key, $0.value) } } ?? []
+        if node.mapping == nil && node.scalar != nil {
+            failure = "'\(key)' is inside a value that is not a mapping"
+            return nil
+        }
+        if let index = pairs.firstIndex(where: { $0.0.string == key }) {
+            guard let updated = set(pairs[index].1, rest, value, failure: &failure) else { return nil }
+            pairs[index].1 = updated
+        } else {
+            guard let created = set(.mapping(Node.Mapping([])), rest, value, failure: &failure) else { return nil }
+            pairs.append((Node(key), created))
+        }
+        return .mapping(Node.Mapping(pairs))
     }
 
     mutating func string(_ node: Node, _ keyPath: String) -> String? {
@@ -329,7 +432,7 @@ private struct Checker {
         guard let kind = draft.kind else { return draft }
 
         // Every key except id/kind/model is decoded on its own, so each wrong value gets its own line.
-        let valid = ["id", "kind"] + (kind == .tokenizer ? TokenizerStageConfig.keys : StageConfig.keys)
+        let valid = ["id", "kind"] + (kind == .tokenizer ? TokenizerStageConfig.keys : kind == .data ? SyntheticDataConfig.keys : StageConfig.keys)
         var good: [(Node, Node)] = []
         for (keyNode, value) in map {
             let key = keyNode.string ?? "\(keyNode)"
@@ -339,7 +442,7 @@ private struct Checker {
                 continue
             }
             if key == "model" {
-                if let source = readModel(value, "\(label).model") {
+                if let source = readModel(value, "\(label).model", draft: &draft) {
                     draft.model = source
                     draft.modelNode = value
                     good.append((keyNode, Node(source.reference)))
@@ -354,23 +457,45 @@ private struct Checker {
             }
             let single = Node.mapping(Node.Mapping([(keyNode, value)]))
             do {
-                if kind == .tokenizer { _ = try YAMLDecoder().decode(TokenizerStageConfig.self, from: single) } else { _ = try YAMLDecoder().decode(StageConfig.self, from: single) }
+                switch kind {
+                case .tokenizer: _ = try YAMLDecoder().decode(TokenizerStageConfig.self, from: single)
+                case .data: _ = try YAMLDecoder().decode(SyntheticDataConfig.self, from: single)
+                default: _ = try YAMLDecoder().decode(StageConfig.self, from: single)
+                }
                 good.append((keyNode, value))
             } catch {
                 report(value, "\(label).\(key)", "wrong type: \(describe(error)), got \(show(value))")
                 continue
             }
-            if key == "data" || key == "validation_data", let p = value.scalar?.string {
-                if !FileManager.default.fileExists(atPath: Recipe.resolve(p, against: base).path) {
+            if key == "data" || key == "validation_data" || key == "eval_prompts", let p = value.scalar?.string {
+                if let ref = Self.parseRef(p) {
+                    draft.refs.append(Ref(target: ref.id, file: ref.file, node: value, keyPath: "\(label).\(key)", role: .data))
+                } else if !FileManager.default.fileExists(atPath: Recipe.resolve(p, against: base).path) {
                     report(value, "\(label).\(key)", "file not found: \(p)")
                 }
             }
         }
         let clean = Node.mapping(Node.Mapping(good))
-        if kind == .tokenizer {
+        if kind == .data {
+            guard var d = try? YAMLDecoder().decode(SyntheticDataConfig.self, from: clean) else { return draft }
+            if map["seed"] == nil, let seed { d.seed = seed }
+            for problem in d.problems() {
+                let key = String(problem.prefix { $0 != ":" })
+                report(map[key] ?? node, "\(label).\(key)", String(problem.dropFirst(key.count + 1)).trimmingCharacters(in: .whitespaces))
+            }
+            draft.synthetic = d
+        } else if kind == .tokenizer {
             guard let t = try? YAMLDecoder().decode(TokenizerStageConfig.self, from: clean) else { return draft }
             if t.data == nil { report(node, "\(label).data", "required (the text to train the tokenizer on)") }
-            if t.vocabSize < 1 { report(map["vocab_size"] ?? node, "\(label).vocab_size", "must be at least 1, got \(t.vocabSize)") }
+            let minimum = 256 + t.specialTokens.count
+            if t.vocabSize < minimum {
+                report(map["vocab_size"] ?? node, "\(label).vocab_size", "must be at least \(minimum) (256 bytes + \(t.specialTokens.count) special tokens), got \(t.vocabSize)")
+            }
+            if t.minFrequency < 1 { report(map["min_frequency"] ?? node, "\(label).min_frequency", "must be at least 1, got \(t.minFrequency)") }
+            if !["gpt2", "smollm2"].contains(t.preTokenizer) {
+                report(map["pre_tokenizer"] ?? node, "\(label).pre_tokenizer", "expected gpt2 or smollm2, got '\(t.preTokenizer)'")
+            }
+            if t.specialTokens.contains("") { report(map["special_tokens"] ?? node, "\(label).special_tokens", "tokens must be non-empty") }
             draft.tokenizer = t
         } else if let stageKind = kind.stageKind {
             guard var config = try? YAMLDecoder().decode(StageConfig.self, from: clean) else { return draft }
@@ -408,26 +533,30 @@ private struct Checker {
         }
     }
 
-    /// `model: PATH`, `model: {from: stage:ID}`, `{from: hf:PATH}` or `{from: gguf:PATH}`.
-    mutating func readModel(_ node: Node, _ keyPath: String) -> ModelSource? {
+    /// `model: PATH`, `model: {from: stage:ID | hf:PATH | gguf:PATH}`, or a fresh model
+    /// `model: {init: {model_type: gpt2, n_layer: 2, ...}, tokenizer: stage:ID | PATH}`.
+    mutating func readModel(_ node: Node, _ keyPath: String, draft: inout Draft) -> ModelSource? {
         var refNode = node
+        let usage = "expected a path, {from: stage:ID | hf:PATH | gguf:PATH} or {init: {model_type: ..., ...}, tokenizer: REF}"
         if let map = node.mapping {
+            if map["init"] != nil || map["tokenizer"] != nil { return readInit(map, node, keyPath, draft: &draft) }
             for (k, _) in map where k.string != "from" {
-                report(k, "\(keyPath).\(k.string ?? "")", unknownKey(k.string ?? "", valid: ["from"]))
+                report(k, "\(keyPath).\(k.string ?? "")", unknownKey(k.string ?? "", valid: ["from", "init", "tokenizer"]))
             }
             guard let from = map["from"] else {
-                report(node, keyPath, "expected a path or {from: stage:ID | hf:PATH | gguf:PATH}")
+                report(node, keyPath, usage)
                 return nil
             }
             refNode = from
         }
         guard let text = refNode.scalar?.string, !text.isEmpty else {
-            report(refNode, keyPath, "expected a path or {from: stage:ID | hf:PATH | gguf:PATH}, got \(show(refNode))")
+            report(refNode, keyPath, "\(usage), got \(show(refNode))")
             return nil
         }
         let source: ModelSource
-        if text.hasPrefix("stage:") {
-            return .stage(String(text.dropFirst(6)))
+        if let ref = Self.parseRef(text) {
+            draft.refs.append(Ref(target: ref.id, file: ref.file, node: refNode, keyPath: keyPath, role: .model))
+            return .stage(ref.id)
         } else if text.hasPrefix("hf:") {
             source = .hf(String(text.dropFirst(3)))
         } else if text.hasPrefix("gguf:") {
@@ -441,16 +570,66 @@ private struct Checker {
         let path: String
         switch source {
         case .hf(let p), .gguf(let p), .path(let p): path = p
-        case .stage: return source
+        case .stage, .initialize: return source
         }
         var isDirectory: ObjCBool = false
         let exists = FileManager.default.fileExists(atPath: Recipe.resolve(path, against: base).path, isDirectory: &isDirectory)
         if !exists {
-            report(refNode, keyPath, "model not found: \(path)")
+            var message = "model not found: \(path)"
+            if path.hasPrefix("assets/") || path.contains("/assets/") {
+                message += " (run scripts/fetch-assets.sh to download the pinned model files into assets/)"
+            }
+            report(refNode, keyPath, message)
         } else if case .hf = source, !isDirectory.boolValue {
             report(refNode, keyPath, "hf:\(path) must be a Hugging Face model directory")
         }
         return source
+    }
+
+    /// `{init: {config.json keys}, tokenizer: REF}`: a model trained from scratch.
+    mutating func readInit(_ map: Node.Mapping, _ node: Node, _ keyPath: String, draft: inout Draft) -> ModelSource? {
+        for (k, _) in map where !["init", "tokenizer"].contains(k.string ?? "") {
+            report(k, "\(keyPath).\(k.string ?? "")", unknownKey(k.string ?? "", valid: ["init", "tokenizer"]))
+        }
+        var configJSON: String?
+        if let initNode = map["init"] {
+            if initNode.mapping != nil, let text = try? Yams.serialize(node: initNode),
+               let object = try? Yams.load(yaml: text) as? [String: Any],
+               let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) {
+                var probe = object
+                probe["vocab_size"] = probe["vocab_size"] ?? 256
+                if object["vocab_size"] != nil {
+                    report(initNode, "\(keyPath).init.vocab_size", "set by the tokenizer; remove it")
+                } else if let probeData = try? JSONSerialization.data(withJSONObject: probe) {
+                    do { _ = try ModelConfig(huggingFaceJSON: probeData, file: "init") } catch {
+                        let reason = "\(error)".replacingOccurrences(of: "init: ", with: "")
+                        report(initNode, "\(keyPath).init", reason)
+                    }
+                }
+                configJSON = String(decoding: data, as: UTF8.self)
+            } else {
+                report(initNode, "\(keyPath).init", "expected a mapping of config.json keys (model_type, n_layer, n_embd, ...)")
+            }
+        } else {
+            report(node, "\(keyPath).init", "required with `tokenizer` (the architecture of the fresh model)")
+        }
+        var tokenizer: String?
+        if let tokNode = map["tokenizer"] {
+            if let text = tokNode.scalar?.string, !text.isEmpty {
+                tokenizer = text
+                if let ref = Self.parseRef(text) {
+                    draft.refs.append(Ref(target: ref.id, file: ref.file, node: tokNode, keyPath: "\(keyPath).tokenizer", role: .tokenizer))
+                } else if !FileManager.default.fileExists(atPath: Recipe.resolve(text, against: base).path) {
+                    report(tokNode, "\(keyPath).tokenizer", "tokenizer not found: \(text)")
+                }
+            } else {
+                report(tokNode, "\(keyPath).tokenizer", "expected stage:ID or a tokenizer path, got \(show(tokNode))")
+            }
+        } else {
+            report(node, "\(keyPath).tokenizer", "required with `init` (stage:ID of a tokenizer stage, or a tokenizer path)")
+        }
+        guard let configJSON, let tokenizer else { return nil }
+        return .initialize(config: configJSON, tokenizer: tokenizer)
     }
 
     /// Duplicate ids, unknown/later/self references and cycles; returns the stages in order.
@@ -465,20 +644,46 @@ private struct Checker {
             }
         }
         var edges: [String: [String]] = [:]
+        var kinds: [String: RecipeStageKind] = [:]
+        for d in drafts { if let id = d.id, let kind = d.kind, kinds[id] == nil { kinds[id] = kind } }
         for d in drafts {
-            guard case .stage(let ref)? = d.model else { continue }
             let label = d.id.map { "stages.\($0)" } ?? "stages[\(d.index)]"
-            guard let target = firstIndex[ref] else {
-                let hint = firstIndex.keys.sorted().min { distance(ref, $0) < distance(ref, $1) }
-                let suggestion = hint.map { distance(ref, $0) <= max(2, ref.count / 3) ? " (did you mean 'stage:\($0)'?)" : "" } ?? ""
-                report(d.modelNode, "\(label).model", "unknown stage 'stage:\(ref)'\(suggestion)")
-                continue
-            }
-            if let id = d.id { edges[id, default: []].append(ref) }
-            if target == d.index {
-                report(d.modelNode, "\(label).model", "stage '\(ref)' refers to itself")
-            } else if target > d.index {
-                report(d.modelNode, "\(label).model", "refers to a later stage 'stage:\(ref)' (stages run in file order; move '\(ref)' before this one)")
+            for ref in d.refs {
+                _ = label
+                let written = "stage:\(ref.target)" + (ref.file.map { "/\($0)" } ?? "")
+                guard let target = firstIndex[ref.target] else {
+                    let hint = firstIndex.keys.sorted().min { distance(ref.target, $0) < distance(ref.target, $1) }
+                    let suggestion = hint.map { distance(ref.target, $0) <= max(2, ref.target.count / 3) ? " (did you mean 'stage:\($0)'?)" : "" } ?? ""
+                    report(ref.node, ref.keyPath, "unknown stage '\(written)'\(suggestion)")
+                    continue
+                }
+                if let id = d.id { edges[id, default: []].append(ref.target) }
+                if target == d.index {
+                    report(ref.node, ref.keyPath, "stage '\(ref.target)' refers to itself")
+                    continue
+                } else if target > d.index {
+                    report(ref.node, ref.keyPath, "refers to a later stage '\(written)' (stages run in file order; move '\(ref.target)' before this one)")
+                    continue
+                }
+                guard let kind = kinds[ref.target] else { continue }
+                switch ref.role {
+                case .model:
+                    if kind.stageKind == nil || ref.file != nil {
+                        report(ref.node, ref.keyPath, "'\(written)' is a \(kind.rawValue) stage, not a model (use a pretrain, sft, reward or dpo stage)")
+                    }
+                case .tokenizer:
+                    if kind == .data || ref.file != nil {
+                        report(ref.node, ref.keyPath, "'\(written)' has no tokenizer (use a tokenizer stage or a model stage)")
+                    }
+                case .data:
+                    if kind != .data {
+                        report(ref.node, ref.keyPath, "'\(written)' is a \(kind.rawValue) stage; data files come from a data stage (stage:ID/FILE)")
+                    } else if let file = ref.file, !RecipeStageKind.dataFileNames.contains(file) {
+                        report(ref.node, ref.keyPath, "a data stage writes no '\(file)' (it writes \(RecipeStageKind.dataFileNames.joined(separator: ", ")))")
+                    } else if ref.file == nil {
+                        report(ref.node, ref.keyPath, "name the file: stage:\(ref.target)/FILE (one of \(RecipeStageKind.dataFileNames.joined(separator: ", ")))")
+                    }
+                }
             }
         }
         // Cycles through forward references (self-references are reported above).
@@ -492,8 +697,9 @@ private struct Checker {
                     let key = cycle.dropLast().sorted().joined(separator: ",")
                     if !reported.contains(key) {
                         reported.insert(key)
-                        let node = drafts.first { $0.id == next }?.modelNode
-                        report(node, "stages.\(next).model", "cycle: \(cycle.joined(separator: " -> "))")
+                        let culprit = drafts.first { $0.id == next }
+                        let ref = culprit?.refs.first { cycle.contains($0.target) }
+                        report(ref?.node ?? culprit?.modelNode, ref?.keyPath ?? "stages.\(next)", "cycle: \(cycle.joined(separator: " -> "))")
                     }
                     break
                 }
@@ -502,11 +708,11 @@ private struct Checker {
             }
         }
         return drafts.compactMap { d in
-            guard let id = d.id, let kind = d.kind, d.config != nil || d.tokenizer != nil else { return nil }
+            guard let id = d.id, let kind = d.kind, d.config != nil || d.tokenizer != nil || d.synthetic != nil else { return nil }
             var dependencies: [String] = []
-            if case .stage(let ref)? = d.model { dependencies.append(ref) }
-            let hash = Recipe.configHash(HashInput(kind: kind, config: d.config, tokenizer: d.tokenizer, model: d.model))
-            return ResolvedStage(id: id, kind: kind, config: d.config, tokenizer: d.tokenizer, model: d.model,
+            for ref in d.refs where !dependencies.contains(ref.target) { dependencies.append(ref.target) }
+            let hash = Recipe.configHash(HashInput(kind: kind, config: d.config, tokenizer: d.tokenizer, synthetic: d.synthetic, model: d.model))
+            return ResolvedStage(id: id, kind: kind, config: d.config, tokenizer: d.tokenizer, synthetic: d.synthetic, model: d.model,
                                  dependencies: dependencies, configHash: hash, line: d.node.mark?.line)
         }
     }

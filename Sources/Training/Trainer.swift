@@ -73,6 +73,9 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
     /// Stop when the evaluation loss has not improved for this many evaluations (0: never).
     public var earlyStoppingPatience: Int = 0
     public var seed: UInt64 = 42
+    /// Evaluate once before the first step and log it at step 0 (TRL's `eval_on_start`), so a
+    /// stage's improvement can be read off its metrics. Skipped when resuming past step 0.
+    public var evalOnStart = false
 
     enum CodingKeys: String, CodingKey {
         case learningRate = "learning_rate", lrSchedulerType = "lr_scheduler_type", warmupSteps = "warmup_steps"
@@ -188,6 +191,11 @@ public final class Trainer<Source: BatchSource> {
     @discardableResult
     public func run(checkpointDirectory: URL? = nil, progress: ((TrainingProgress) -> Bool)? = nil) throws -> Int {
         let schedule = config.schedule
+        if config.evalOnStart, step == 0, let evaluate {
+            let result = Autograd.withoutGrad { evaluate() }
+            sink?.record(step: 0, name: "eval/loss", value: result.loss)
+            for (name, v) in result.metrics { sink?.record(step: 0, name: "eval/" + name, value: v) }
+        }
         while step < config.maxSteps {
             let started = DispatchTime.now().uptimeNanoseconds
             let lr = schedule.lr(at: step)

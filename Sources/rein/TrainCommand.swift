@@ -4,6 +4,7 @@ import Checkpoints
 import Datasets
 import Foundation
 import NN
+import Recipes
 import TensorCore
 import Store
 import Training
@@ -104,7 +105,7 @@ struct Train: ParsableCommand {
     }
 }
 
-/// Loads the model and data of a stage, trains, and writes the result.
+/// `rein train`'s view of a `StageExecutor`: progress lines on stderr, a summary on stdout.
 struct StageRunner {
     let kind: StageKind
     let settings: StageConfig
@@ -121,96 +122,46 @@ struct StageRunner {
 
     func run() throws {
         let started = Date()
-        let lm = try LanguageModel.load(settings.model!)
-        let model = lm.model
-        Terminal.note("loaded \(settings.model!): \(model.config.family.rawValue), \(model.arena.parameterCount / 1000)k parameters")
-        let eos = lm.eosTokenId ?? 0
-        let padID = try Collator.padTokenID(for: lm.tokenizer, eosTokenID: eos, template: lm.chatTemplate)
-        let collator = try Collator(padTokenID: padID, eosTokenID: eos)
-        let builder = try ExampleBuilder(tokenizer: lm.tokenizer, template: lm.chatTemplate, eosTokenID: eos,
-                                         maxLength: min(settings.maxLength, model.config.maxPositions), overflow: settings.overflow)
-        let sets = try RecordSet.readSplits(train: URL(fileURLWithPath: settings.data!),
-                                            validation: settings.validationData.map { URL(fileURLWithPath: $0) },
-                                            validationFraction: settings.validationData == nil ? settings.validationSplit : 0,
-                                            seed: settings.seed, onBadRecord: settings.onBadRecord)
-        if sets.train.stats.skipped > 0 {
-            Terminal.note("skipped \(sets.train.stats.skipped) bad line(s) of \(settings.data!): \(sets.train.stats.skipReasons.first.map { "\($0)" } ?? "")")
-        }
-        let outDir = outputDirectory
-        let checkpoints = outDir.appendingPathComponent("checkpoints")
-        var rng = RNG(seed: settings.seed)
-        if kind == .reward && model.scoreHead == nil { model.addScoreHead(rng: &rng) }
-        if let lora = settings.lora {
-            let n = try model.addLoRA(lora, rng: &rng)
-            Terminal.note("LoRA r=\(lora.r) on \(n) layers: \(model.arena.trainableCount / 1000)k trainable parameters")
-        }
+        var executor = StageExecutor(kind: kind, settings: settings, startingModel: .load(settings.model!),
+                                     outputDirectory: outputDirectory)
+        executor.sink = sink
         var lastLog = 0
         var firstStep: (step: Int, time: Date)?
-        let report: (TrainingProgress) -> Bool = { p in
-            let now = Date()
-            if firstStep == nil { firstStep = (p.step, now) }
-            // ETA from the mean step time since the first step of this process (resumes included).
-            var eta = ""
-            if let first = firstStep, p.step > first.step {
-                let perStep = now.timeIntervalSince(first.time) / Double(p.step - first.step)
-                let left = Int(perStep * Double(p.maxSteps - p.step))
-                eta = "  ETA \(left / 60)m\(String(format: "%02d", left % 60))s"
+        executor.onEvent = { event in
+            switch event {
+            case .note(let text):
+                Terminal.note(text)
+            case let .step(p, unit):
+                let now = Date()
+                if firstStep == nil { firstStep = (p.step, now) }
+                // ETA from the mean step time since the first step of this process (resumes included).
+                var eta = ""
+                if let first = firstStep, p.step > first.step {
+                    let perStep = now.timeIntervalSince(first.time) / Double(p.step - first.step)
+                    let left = Int(perStep * Double(p.maxSteps - p.step))
+                    eta = "  ETA \(left / 60)m\(String(format: "%02d", left % 60))s"
+                }
+                if Terminal.stderrIsTerminal || p.step - lastLog >= settings.loggingSteps || p.step == p.maxSteps {
+                    lastLog = p.step
+                    Terminal.writeError((Terminal.stderrIsTerminal ? "\r" : "") + "step \(p.step)/\(p.maxSteps)  loss \(fmt(p.loss, 0, 4))  "
+                        + "lr \(String(format: "%.2e", p.learningRate))  \(fmt(p.itemsPerSecond, 0, 0)) \(unit)/s"
+                        + (p.evalLoss.map { "  eval \(fmt($0, 0, 4))" } ?? "") + eta + (Terminal.stderrIsTerminal && p.step < p.maxSteps ? "" : "\n"))
+                }
             }
-            if Terminal.stderrIsTerminal || p.step - lastLog >= settings.loggingSteps || p.step == p.maxSteps {
-                lastLog = p.step
-                Terminal.writeError((Terminal.stderrIsTerminal ? "\r" : "") + "step \(p.step)/\(p.maxSteps)  loss \(fmt(p.loss, 0, 4))  "
-                    + "lr \(String(format: "%.2e", p.learningRate))  \(fmt(p.itemsPerSecond, 0, 0)) \(kind == .reward || kind == .dpo ? "pairs" : "tokens")/s"
-                    + (p.evalLoss.map { "  eval \(fmt($0, 0, 4))" } ?? "") + eta + (Terminal.stderrIsTerminal && p.step < p.maxSteps ? "" : "\n"))
-            }
-            return true
+            return !Interrupts.requested
         }
-        let summary: StageSummary
-        switch kind {
-        case .pretrain, .sft:
-            var (train, stats) = try builder.examples(sets.train.records)
-            var (validation, _) = try builder.examples(sets.validation.records)
-            if kind == .pretrain {
-                train = try pack(train, length: builder.maxLength!)
-                validation = try pack(validation, length: builder.maxLength!)
-            }
-            Terminal.note("\(train.count) training and \(validation.count) validation sequences (\(stats.truncated) truncated, \(stats.dropped) dropped)")
-            summary = try Stages.sft(model: model, train: train, validation: validation, collator: collator, batchSize: settings.batchSize,
-                                     config: settings.trainerConfig(examples: train.count), sink: sink, checkpointDirectory: checkpoints,
-                                     resume: settings.resume, progress: report)
-        case .reward, .dpo:
-            let (train, stats) = try builder.pairs(sets.train.records)
-            let (validation, _) = try builder.pairs(sets.validation.records)
-            Terminal.note("\(train.count) training and \(validation.count) validation pairs (\(stats.truncated) truncated, \(stats.dropped) dropped)")
-            if kind == .reward {
-                summary = try Stages.reward(model: model, train: train, validation: validation, collator: collator,
-                                            batchSize: settings.batchSize, config: settings.trainerConfig(examples: train.count),
-                                            centering: Float(settings.centerRewardsCoefficient), sink: sink, checkpointDirectory: checkpoints,
-                                            resume: settings.resume, progress: report)
-            } else {
-                let reference = try LanguageModel.load(settings.model!).model
-                summary = try Stages.dpo(policy: model, reference: reference, train: train, validation: validation,
-                                         collator: collator, batchSize: settings.batchSize,
-                                         config: settings.trainerConfig(examples: train.count), beta: Float(settings.beta),
-                                         lossType: settings.lossType, labelSmoothing: Float(settings.labelSmoothing),
-                                         sink: sink, checkpointDirectory: checkpoints, resume: settings.resume, progress: report)
-            }
-        }
-        if settings.lora != nil {
-            try model.saveLoRA(to: outDir.appendingPathComponent("adapter"))
-            model.mergeLoRA()
-        }
-        let final = outDir.appendingPathComponent("model")
-        try LanguageModel(model: model, tokenizer: lm.tokenizer, chatTemplate: lm.chatTemplate, source: final.path).save(to: final)
-        if kind == .reward, let mean = summary.validation["reward_mean"], let std = summary.validation["reward_std"] {
-            // Later stages (PPO) normalize scores with the reward model's own statistics.
-            let stats = try JSONSerialization.data(withJSONObject: ["mean": mean, "std": std, "split": "validation"],
-                                                   options: [.prettyPrinted, .sortedKeys])
-            try stats.write(to: final.appendingPathComponent("reward_stats.json"), options: .atomic)
+        Interrupts.install()
+        let outcome = try executor.run()
+        let summary = outcome.summary
+        if summary.interrupted {
+            Terminal.note("interrupted at step \(summary.steps); the same command resumes from \(checkpointPath)")
+            throw ExitCode(130)
         }
         let metrics = summary.validation.sorted { $0.key < $1.key }.map { "\($0.key) \(fmt($0.value, 0, 4))" }.joined(separator: ", ")
         print("\(kind.rawValue): \(summary.steps) steps in \(fmt(Date().timeIntervalSince(started), 0, 1)) s; final train loss \(fmt(summary.finalTrainLoss, 0, 4))")
         if !metrics.isEmpty { print("validation: \(metrics)") }
-        print("model written to \(final.path)" + (settings.lora != nil ? " (adapters merged; adapter alone in \(outDir.appendingPathComponent("adapter").path))" : ""))
+        let final = executor.modelDirectory
+        print("model written to \(final.path)" + (settings.lora != nil ? " (adapters merged; adapter alone in \(outputDirectory.appendingPathComponent("adapter").path))" : ""))
     }
 }
 

@@ -1,0 +1,427 @@
+import Alignment
+import Datasets
+import Foundation
+import Store
+import Tokenizers
+import Training
+
+/// What the runner reports while it works; `rein run` renders these as progress lines, a bar, or JSON.
+public enum RunEvent: Sendable {
+    /// Another `rein run` holds the output directory's lock; this one waits.
+    case waiting(lockFile: String)
+    /// The run row in use: a new run, or an unfinished one taken over.
+    case runStarted(runId: Int64, resumed: Bool, store: String)
+    /// A stage needs no work: `reason` says whose output it reuses.
+    case stageSkipped(stage: String, kind: RecipeStageKind, reason: String)
+    /// A stage starts (or resumes from a checkpoint at `resumeStep`).
+    case stageStarted(stage: String, kind: RecipeStageKind, resumeStep: Int?)
+    /// Something worth a line (what was loaded, data sizes).
+    case note(stage: String, text: String)
+    /// One optimizer step of a training stage.
+    case step(stage: String, progress: TrainingProgress, unit: String)
+    /// A stage ended (completed or interrupted).
+    case stageFinished(StageReport)
+    /// The run ended.
+    case runFinished(RunReport)
+}
+
+/// How a stage went, for the summary: metric values at its start and end.
+public struct StageReport: Sendable {
+    public var stage: String
+    public var kind: RecipeStageKind
+    public var status: Status
+    /// True when the stage was skipped (its output reused).
+    public var skipped: Bool
+    /// Wall time of this process's work on the stage.
+    public var seconds: Double
+    /// Optimizer steps in total.
+    public var steps: Int
+    /// `eval/*` metric values before the first step (when measured) and after the last.
+    public var before: [String: Double]
+    public var after: [String: Double]
+    /// One-line facts for stages without metrics (files written, vocabulary size).
+    public var facts: [String]
+    /// What the stage produced.
+    public var output: String?
+}
+
+/// The outcome of `RecipeRunner.run`.
+public struct RunReport: Sendable {
+    public var runId: Int64
+    public var status: Status
+    public var stages: [StageReport]
+    public var seconds: Double
+}
+
+/// Runs a validated recipe: stages in order, recording everything in the run store.
+///
+/// - A stage whose resolved config and inputs (file contents and the stages it reads) hash to a
+///   completed stage in the store, whose output is still on disk, is skipped.
+/// - An unfinished run of the same recipe text (interrupted, failed, or killed) is taken over: its
+///   unfinished stage resumes from `checkpoints/last`, logging into the same stage row (metrics
+///   are upserts, so a re-logged step replaces its row).
+/// - `from` reruns that stage and every later one from scratch, in a new run.
+/// - A stop request (`Interrupts`) ends the current stage after its step with a checkpoint; the
+///   stage and run are marked `interrupted`.
+/// - One output directory is used by one process at a time (a lock file); a second `rein run`
+///   waits, then finds the stages done.
+public final class RecipeRunner {
+    public let recipe: Recipe
+    /// The recipe text as run (with `--set` lines), stored with the run.
+    public let recipeText: String
+    /// Rerun this stage and all later ones.
+    public var from: String?
+    /// Receives progress.
+    public var onEvent: (RunEvent) -> Void = { _ in }
+
+    var store: RunStore!
+    var outputs: [String: URL] = [:]
+    var hashes: [String: String] = [:]
+    var fileHashes: [String: UInt64] = [:]
+
+    /// A runner of `recipe`, whose text (`recipeText`) is recorded in the store.
+    public init(recipe: Recipe, recipeText: String) {
+        self.recipe = recipe
+        self.recipeText = recipeText
+    }
+
+    var outputRoot: URL { recipe.resolve(recipe.outputDir) }
+
+    /// Runs every stage; returns the report (status `interrupted` when stopped). Throws when a
+    /// stage fails, after marking the stage and run `failed`.
+    public func run() throws -> RunReport {
+        let started = Date()
+        if let from, !recipe.stages.contains(where: { $0.id == from }) {
+            throw RunnerError("--from \(from): no such stage (stages: \(recipe.stages.map(\.id).joined(separator: ", ")))")
+        }
+        let lockPath = outputRoot.appendingPathComponent(".rein.lock").path
+        let lock = try FileLock(path: lockPath) { onEvent(.waiting(lockFile: lockPath)) }
+        defer { withExtendedLifetime(lock) {} }
+        let storePath = recipe.resolve(recipe.store).path
+        store = try RunStore(path: storePath)
+
+        // Holding the lock, a `running` row for this output directory belongs to a dead process.
+        var run: Run
+        var resumed = false
+        if from == nil, let previous = try store.unfinishedRun(name: recipe.name, outputDir: outputRoot.path),
+           previous.recipe == recipeText {
+            run = try store.resumeRun(previous.id!)
+            resumed = true
+        } else {
+            if let stale = try store.unfinishedRun(name: recipe.name, outputDir: outputRoot.path), stale.status == .running {
+                try store.setRunStatus(stale.id!, .interrupted)
+            }
+            run = try store.createRun(name: recipe.name, recipe: recipeText, seed: Int64(bitPattern: recipe.seed ?? 0),
+                                      outputDir: outputRoot.path)
+        }
+        let runId = run.id!
+        onEvent(.runStarted(runId: runId, resumed: resumed, store: storePath))
+        let existing = Dictionary(try store.stages(runId: runId).map { ($0.stageKey, $0) }, uniquingKeysWith: { a, _ in a })
+        let fromIndex = from.flatMap { id in recipe.stages.firstIndex { $0.id == id } } ?? recipe.stages.count
+
+        var reports: [StageReport] = []
+        for (index, stage) in recipe.stages.enumerated() {
+            let report: StageReport
+            do {
+                report = try runStage(stage, runId: runId, existing: existing[stage.id], rerun: index >= fromIndex)
+            } catch {
+                _ = try? store.setRunStatus(runId, .failed)
+                throw error
+            }
+            reports.append(report)
+            if report.status == .interrupted {
+                try store.setRunStatus(runId, .interrupted)
+                let result = RunReport(runId: runId, status: .interrupted, stages: reports, seconds: Date().timeIntervalSince(started))
+                onEvent(.runFinished(result))
+                return result
+            }
+        }
+        try store.setRunStatus(runId, .completed)
+        let result = RunReport(runId: runId, status: .completed, stages: reports, seconds: Date().timeIntervalSince(started))
+        onEvent(.runFinished(result))
+        return result
+    }
+
+    // MARK: Stages
+
+    /// The directory a stage writes into, and what later stages read from it.
+    func stageDirectory(_ stage: ResolvedStage) -> URL { outputRoot.appendingPathComponent(stage.id) }
+
+    func outputURL(_ stage: ResolvedStage) -> URL {
+        switch stage.kind {
+        case .data, .tokenizer: stageDirectory(stage)
+        default: stageDirectory(stage).appendingPathComponent("model")
+        }
+    }
+
+    /// A path or `stage:` reference resolved to a file.
+    func resolve(_ reference: String) throws -> String {
+        if reference.hasPrefix("stage:") {
+            let rest = reference.dropFirst(6)
+            let id = String(rest.prefix { $0 != "/" })
+            guard let base = outputs[id] else { throw RunnerError("\(reference): stage '\(id)' has no output yet") }
+            let file = rest.dropFirst(id.count + 1)
+            return file.isEmpty ? base.path : base.appendingPathComponent(String(file)).path
+        }
+        return recipe.resolve(reference).path
+    }
+
+    /// Files a stage reads (not through `stage:` references).
+    func inputFiles(_ stage: ResolvedStage) -> [String] {
+        var refs: [String] = []
+        if let c = stage.config { refs += [c.data, c.validationData, c.evalPrompts].compactMap { $0 } }
+        if let t = stage.tokenizer, let data = t.data { refs.append(data) }
+        switch stage.model {
+        case .path(let p)?, .hf(let p)?, .gguf(let p)?: refs.append(p)
+        case .initialize(_, let tokenizer)?: refs.append(tokenizer)
+        default: break
+        }
+        return refs.filter { !$0.hasPrefix("stage:") }
+    }
+
+    /// The stage's config hash combined with its inputs' contents and its dependencies' hashes.
+    func effectiveHash(_ stage: ResolvedStage) throws -> String {
+        var hash = stage.configHash
+        for dependency in stage.dependencies { ContentHash.mix(&hash, hashes[dependency] ?? "?") }
+        for file in inputFiles(stage) {
+            let path = recipe.resolve(file).path
+            if fileHashes[path] == nil { fileHashes[path] = try ContentHash.of(path: path) }
+            ContentHash.mix(&hash, file + ":" + ContentHash.hex(fileHashes[path]!))
+        }
+        return ContentHash.hex(hash)
+    }
+
+    struct Marker: Codable {
+        var hash: String
+        var completed: Bool
+    }
+
+    func marker(_ stage: ResolvedStage) -> Marker? {
+        let url = stageDirectory(stage).appendingPathComponent("rein-stage.json")
+        return FileManager.default.contents(atPath: url.path).flatMap { try? JSONDecoder().decode(Marker.self, from: $0) }
+    }
+
+    func writeMarker(_ stage: ResolvedStage, _ marker: Marker) throws {
+        let dir = stageDirectory(stage)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try JSONEncoder().encode(marker).write(to: dir.appendingPathComponent("rein-stage.json"), options: .atomic)
+    }
+
+    func configJSON(_ stage: ResolvedStage) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        struct Snapshot: Encodable {
+            var kind: RecipeStageKind
+            var model: String?
+            var config: StageConfig?
+            var tokenizer: TokenizerStageConfig?
+            var data: SyntheticDataConfig?
+        }
+        let snapshot = Snapshot(kind: stage.kind, model: stage.model?.reference, config: stage.config, tokenizer: stage.tokenizer,
+                                data: stage.synthetic)
+        return (try? encoder.encode(snapshot)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+
+    func runStage(_ stage: ResolvedStage, runId: Int64, existing: Stage?, rerun: Bool) throws -> StageReport {
+        let hash = try effectiveHash(stage)
+        hashes[stage.id] = hash
+        let output = outputURL(stage)
+        let onDisk = marker(stage)
+        let outputIntact = onDisk?.hash == hash && onDisk?.completed == true && FileManager.default.fileExists(atPath: output.path)
+
+        // Done already: in this run, or identical in an earlier one.
+        if !rerun, outputIntact {
+            if let existing, existing.status == .completed, existing.configHash == hash {
+                outputs[stage.id] = output
+                return try skipped(stage, stageId: existing.reusedStageId ?? existing.id!, reason: "completed earlier in this run")
+            }
+            if existing == nil, let done = try store.completedStage(stageKey: stage.id, kind: stage.kind.rawValue, configHash: hash) {
+                outputs[stage.id] = output
+                let row = try store.createStage(runId: runId, stageKey: stage.id, kind: stage.kind.rawValue,
+                                                configJSON: configJSON(stage), configHash: hash, status: .completed,
+                                                outputPath: output.path, reusedStageId: done.reusedStageId ?? done.id!,
+                                                checkpointPath: done.checkpointPath)
+                _ = row
+                let origin = done.reusedStageId ?? done.id!
+                let originRun = try store.stage(origin)?.runId ?? done.runId
+                return try skipped(stage, stageId: origin, reason: "same config and inputs as stage \(origin) of run \(originRun)")
+            }
+        }
+
+        // Work to do: resume this run's unfinished stage with the same hash, or start fresh.
+        var row: Stage
+        var resume = false
+        if let existing {
+            if existing.configHash == hash && existing.status != .completed && !rerun && onDisk?.hash == hash {
+                if existing.status == .running { try store.setStageStatus(existing.id!, .interrupted) }
+                row = try store.setStageStatus(existing.id!, .running)
+                resume = true
+            } else {
+                if existing.status == .running { try store.setStageStatus(existing.id!, .interrupted) }
+                row = try store.restartStage(existing.id!, configJSON: configJSON(stage), configHash: hash)
+            }
+        } else {
+            row = try store.createStage(runId: runId, stageKey: stage.id, kind: stage.kind.rawValue,
+                                        configJSON: configJSON(stage), configHash: hash)
+        }
+        if !resume {
+            try? FileManager.default.removeItem(at: stageDirectory(stage))
+        }
+        try writeMarker(stage, Marker(hash: hash, completed: false))
+        let stageId = row.id!
+        let last = stageDirectory(stage).appendingPathComponent("checkpoints/last")
+        let resumeStep = resume ? checkpointStep(last) : nil
+        onEvent(.stageStarted(stage: stage.id, kind: stage.kind, resumeStep: resumeStep))
+        let started = Date()
+        var facts: [String] = []
+        var steps = 0
+        var interrupted = false
+        do {
+            if Interrupts.requested {
+                interrupted = true
+            } else {
+                switch stage.kind {
+                case .data:
+                    let summary = try SyntheticData.write(stage.synthetic!, to: output)
+                    facts = summary.files.map { "\($0.name): \($0.count) lines" }
+                case .tokenizer:
+                    facts = try trainTokenizer(stage.tokenizer!, output: output)
+                default:
+                    let outcome = try train(stage, stageId: stageId)
+                    steps = outcome.summary.steps
+                    interrupted = outcome.summary.interrupted
+                }
+            }
+        } catch {
+            _ = try? store.setStageStatus(stageId, .failed)
+            throw error
+        }
+        if interrupted {
+            try store.setStageStatus(stageId, .interrupted)
+            let report = StageReport(stage: stage.id, kind: stage.kind, status: .interrupted, skipped: false,
+                                     seconds: Date().timeIntervalSince(started), steps: steps, before: [:], after: [:],
+                                     facts: [], output: nil)
+            onEvent(.stageFinished(report))
+            return report
+        }
+        try writeMarker(stage, Marker(hash: hash, completed: true))
+        outputs[stage.id] = output
+        if stage.kind.stageKind != nil {
+            try store.recordCheckpoint(stageId: stageId, kind: "final", step: steps, path: output.path)
+        }
+        try store.setStageOutput(stageId, path: output.path)
+        try store.setStageStatus(stageId, .completed)
+        var report = try metricsReport(stage, stageId: stageId, status: .completed, skipped: false,
+                                       seconds: Date().timeIntervalSince(started))
+        report.facts = facts
+        report.output = output.path
+        onEvent(.stageFinished(report))
+        return report
+    }
+
+    func skipped(_ stage: ResolvedStage, stageId: Int64, reason: String) throws -> StageReport {
+        onEvent(.stageSkipped(stage: stage.id, kind: stage.kind, reason: reason))
+        var report = try metricsReport(stage, stageId: stageId, status: .completed, skipped: true, seconds: 0)
+        report.output = outputs[stage.id]?.path
+        return report
+    }
+
+    /// The step of a checkpoint directory, if it holds one.
+    func checkpointStep(_ directory: URL) -> Int? {
+        guard let data = FileManager.default.contents(atPath: directory.appendingPathComponent("trainer_state.json").path),
+              let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return nil }
+        return object["step"] as? Int
+    }
+
+    /// `eval/*` values at step 0 and at the last step of a stage, from the store.
+    func metricsReport(_ stage: ResolvedStage, stageId: Int64, status: Status, skipped: Bool, seconds: Double) throws -> StageReport {
+        let metrics = try store.metrics(stageId: stageId)
+        let lastStep = metrics.map(\.step).max() ?? 0
+        var before: [String: Double] = [:], after: [String: Double] = [:]
+        for m in metrics where m.name.hasPrefix("eval/") {
+            if m.step == 0 { before[m.name] = m.value }
+            if m.step == lastStep { after[m.name] = m.value }
+        }
+        if lastStep == 0 { after = before; before = [:] }
+        return StageReport(stage: stage.id, kind: stage.kind, status: status, skipped: skipped, seconds: seconds, steps: lastStep,
+                           before: before, after: after, facts: [], output: nil)
+    }
+
+    // MARK: Kinds
+
+    func trainTokenizer(_ config: TokenizerStageConfig, output: URL) throws -> [String] {
+        let path = try resolve(config.data!)
+        let texts = try CorpusText.texts(of: path)
+        let preTokenizer: PreTokenizer = config.preTokenizer == "smollm2" ? .smolLM2 : .gpt2
+        let trainer = BPETrainer(vocabularySize: config.vocabSize, minFrequency: config.minFrequency,
+                                 specialTokens: config.specialTokens, preTokenizer: preTokenizer)
+        let tokenizer = try trainer.train(on: texts)
+        try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+        try tokenizer.save(tokenizerJSON: output.appendingPathComponent("tokenizer.json"))
+        let bytes = texts.reduce(0) { $0 + $1.utf8.count }
+        let sample = texts.prefix(2000)
+        let sampleBytes = sample.reduce(0) { $0 + $1.utf8.count }
+        let tokens = sample.reduce(0) { $0 + tokenizer.encode($1).count }
+        var facts = ["vocabulary \(tokenizer.vocabularySize) tokens from \(bytes / 1000) kB of text"]
+        if tokens > 0 { facts.append(String(format: "%.2f bytes per token", Double(sampleBytes) / Double(tokens))) }
+        return facts
+    }
+
+    func train(_ stage: ResolvedStage, stageId: Int64) throws -> StageOutcome {
+        guard var settings = stage.config, let kind = stage.kind.stageKind else { throw RunnerError("\(stage.id): not a training stage") }
+        settings.data = try settings.data.map(resolve)
+        settings.validationData = try settings.validationData.map(resolve)
+        settings.evalPrompts = try settings.evalPrompts.map(resolve)
+        if settings.saveSteps == 0 { settings.saveSteps = 50 }
+        settings.resume = true
+        let start: StartingModel
+        switch stage.model {
+        case .stage(let id)?: start = .load(try resolve("stage:\(id)"))
+        case .path(let p)?, .hf(let p)?, .gguf(let p)?: start = .load(recipe.resolve(p).path)
+        case let .initialize(config, tokenizer)?: start = .initialize(configJSON: config, tokenizer: try resolve(tokenizer))
+        case nil: throw RunnerError("\(stage.id): model: required")
+        }
+        let sink = StoreMetricsSink(store: store, stageId: stageId)
+        var executor = StageExecutor(kind: kind, settings: settings, startingModel: start, outputDirectory: stageDirectory(stage))
+        executor.sink = sink
+        let store = self.store!
+        executor.onCheckpoint = { kindName, step, directory in
+            try store.recordCheckpoint(stageId: stageId, kind: kindName, step: step, path: directory.path)
+        }
+        let id = stage.id
+        executor.onEvent = { [onEvent] event in
+            switch event {
+            case .note(let text): onEvent(.note(stage: id, text: text))
+            case let .step(progress, unit): onEvent(.step(stage: id, progress: progress, unit: unit))
+            }
+            return !Interrupts.requested
+        }
+        let outcome = try executor.run()
+        try sink.flush()
+        return outcome
+    }
+}
+
+/// Texts of a corpus file for tokenizer training: `.txt` whole, `.jsonl` by each line's `text`
+/// (or its messages' contents).
+public enum CorpusText {
+    public static func texts(of path: String) throws -> [String] {
+        guard let data = FileManager.default.contents(atPath: path) else { throw RunnerError("\(path): cannot read the file") }
+        guard path.hasSuffix(".jsonl") else { return [String(decoding: data, as: UTF8.self)] }
+        var texts: [String] = []
+        for (index, line) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
+            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+            guard let object = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any] else {
+                throw RunnerError("\(path):\(index + 1): not a JSON object")
+            }
+            if let text = object["text"] as? String {
+                texts.append(text)
+            } else if let messages = object["messages"] as? [[String: Any]] {
+                texts += messages.compactMap { $0["content"] as? String }
+            } else {
+                throw RunnerError("\(path):\(index + 1): text: expected a string (or messages)")
+            }
+        }
+        return texts
+    }
+}

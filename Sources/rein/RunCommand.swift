@@ -1,0 +1,195 @@
+import ArgumentParser
+import Foundation
+import Recipes
+import Store
+import TensorCore
+import Training
+
+/// `rein run RECIPE`: runs a whole pipeline.
+struct RunRecipe: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a recipe: every stage in order, recorded in the recipe's SQLite store.",
+        discussion: """
+        Completed stages whose config and inputs are unchanged are skipped; an interrupted run resumes \
+        from its last checkpoint. Ctrl-C finishes the current step, writes a checkpoint, marks the run \
+        interrupted and exits with status 130. Paths in the recipe are relative to the current directory.
+        """
+    )
+
+    @Argument(help: "The recipe YAML file.")
+    var recipe: String
+
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a setting, e.g. stages.sft.learning_rate=1e-5 (repeatable).",
+                                                          valueName: "key=value"))
+    var overrides: [String] = []
+
+    @Option(help: "Rerun this stage and every later one, even if completed.")
+    var from: String?
+
+    @Option(help: "Threads for OpenBLAS and the kernels (default: all cores).")
+    var threads: Int?
+
+    @Flag(help: "Print only the final summary (and errors).")
+    var quiet = false
+
+    @Flag(help: "Print one JSON object per event on stdout instead of text.")
+    var json = false
+
+    func run() throws {
+        if let threads { Threads.set(threads) }
+        let resolved: Recipe
+        do {
+            resolved = try Recipe.load(path: recipe, overrides: overrides)
+        } catch {
+            Terminal.writeError(error.description + "\n")
+            Terminal.writeError("\(error.problems.count) problem\(error.problems.count == 1 ? "" : "s"); nothing was run\n")
+            throw ExitCode.failure
+        }
+        let text = (try? String(contentsOfFile: recipe, encoding: .utf8)) ?? ""
+        let recorded = overrides.isEmpty ? text : text + "\n" + overrides.map { "# --set \($0)" }.joined(separator: "\n") + "\n"
+        let runner = RecipeRunner(recipe: resolved, recipeText: recorded)
+        runner.from = from
+        var view = RunView(mode: json ? .json : quiet ? .quiet : .text)
+        runner.onEvent = { view.show($0) }
+        Interrupts.install()
+        let report: RunReport
+        do {
+            report = try runner.run()
+        } catch {
+            view.endLine()
+            throw CLIError("\(error)")
+        }
+        if report.status == .interrupted {
+            Terminal.note("run \(report.runId) interrupted; `rein run \(recipe)` resumes it from the last checkpoint")
+            throw ExitCode(130)
+        }
+    }
+}
+
+/// Renders runner events: text lines (a bar redrawn in place on a terminal), JSON lines, or quiet.
+struct RunView {
+    enum Mode { case text, quiet, json }
+    let mode: Mode
+    private var lastStepLine = Date.distantPast
+    private var openLine = false
+    private var stageStart: [String: (step: Int, time: Date)] = [:]
+
+    init(mode: Mode) { self.mode = mode }
+
+    mutating func endLine() {
+        if openLine { Terminal.writeError("\n"); openLine = false }
+    }
+
+    mutating func show(_ event: RunEvent) {
+        if mode == .json { return emitJSON(event) }
+        switch event {
+        case .waiting(let file):
+            Terminal.note("waiting: another rein run is using this output directory (\(file))")
+        case let .runStarted(id, resumed, store):
+            if mode == .text { Terminal.note("\(resumed ? "resuming" : "run") \(id) (store \(store))") }
+        case let .stageSkipped(stage, kind, reason):
+            if mode == .text { Terminal.note("[\(stage)] \(kind.rawValue): skipped, \(reason)") }
+        case let .stageStarted(stage, kind, resumeStep):
+            stageStart[stage] = nil
+            if mode == .text {
+                Terminal.note("[\(stage)] \(kind.rawValue)" + (resumeStep.map { ": resuming from the checkpoint at step \($0)" } ?? ""))
+            }
+        case let .note(stage, text):
+            if mode == .text { endLine(); Terminal.note("[\(stage)]   \(text)") }
+        case let .step(stage, p, unit):
+            guard mode == .text else { return }
+            let now = Date()
+            if stageStart[stage] == nil { stageStart[stage] = (p.step, now) }
+            let tty = Terminal.stderrIsTerminal
+            let last = p.step == p.maxSteps
+            guard last || now.timeIntervalSince(lastStepLine) >= (tty ? 0.1 : 5) else { return }
+            lastStepLine = now
+            var eta = ""
+            if let first = stageStart[stage], p.step > first.step {
+                let left = Int(now.timeIntervalSince(first.time) / Double(p.step - first.step) * Double(p.maxSteps - p.step))
+                eta = "  ETA \(left / 60)m\(String(format: "%02d", left % 60))s"
+            }
+            let width = 20, filled = p.maxSteps > 0 ? p.step * width / p.maxSteps : width
+            let bar = tty ? "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] " : ""
+            let line = "[\(stage)] \(bar)step \(p.step)/\(p.maxSteps)  loss \(fmt(p.loss, 0, 4))  \(rate(p.itemsPerSecond)) \(unit)/s"
+                + (p.evalLoss.map { "  eval \(fmt($0, 0, 4))" } ?? "") + eta
+            if tty {
+                Terminal.writeError("\r\u{1B}[K" + line)
+                openLine = !last
+                if last { Terminal.writeError("\n") }
+            } else {
+                Terminal.note(line)
+            }
+        case .stageFinished(let report):
+            endLine()
+            if mode == .text {
+                let status = report.status == .interrupted ? "interrupted at step \(report.steps)" : "done in \(fmt(report.seconds, 0, 1)) s"
+                Terminal.note("[\(report.stage)] \(status)" + (report.output.map { " -> \($0)" } ?? ""))
+            }
+        case .runFinished(let report):
+            endLine()
+            guard report.status == .completed else { return }
+            Terminal.write(RunView.summary(report))
+        }
+    }
+
+    func rate(_ x: Double) -> String { x >= 10_000 ? fmt(x / 1000, 0, 1) + "k" : fmt(x, 0, x >= 100 ? 0 : 1) }
+
+    /// "What each stage did": the improvements a user wants to see.
+    static func summary(_ report: RunReport) -> String {
+        var lines = ["", "run \(report.runId) completed in \(fmt(report.seconds, 0, 1)) s"]
+        for s in report.stages {
+            var parts: [String] = []
+            func change(_ name: String, _ label: String, percent: Bool = false) {
+                guard let after = s.after[name] else { return }
+                let show = { (x: Double) in percent ? fmt(x * 100, 0, 1) + "%" : fmt(x, 0, 3) }
+                parts.append(s.before[name].map { "\(label) \(show($0)) -> \(show(after))" } ?? "\(label) \(show(after))")
+            }
+            switch s.kind {
+            case .data, .tokenizer:
+                parts += s.facts
+            case .pretrain:
+                change("eval/loss", "validation loss"); change("eval/perplexity", "perplexity")
+            case .sft:
+                change("eval/loss", "validation loss"); change("eval/exact_match", "exact match", percent: true)
+            case .reward:
+                change("eval/accuracy", "validation accuracy", percent: true); change("eval/margin", "margin")
+            case .dpo:
+                change("eval/rewards/accuracies", "preference accuracy", percent: true)
+                change("eval/rewards/margins", "reward margin"); change("eval/exact_match", "exact match", percent: true)
+            }
+            let head = "  \(s.stage) (\(s.kind.rawValue))" + (s.skipped ? ", skipped" : "")
+            lines.append(head + (parts.isEmpty ? "" : ": " + parts.joined(separator: "; ")))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    func emitJSON(_ event: RunEvent) {
+        var object: [String: Any]
+        switch event {
+        case .waiting(let file): object = ["event": "waiting", "lock": file]
+        case let .runStarted(id, resumed, store): object = ["event": "run_started", "run": id, "resumed": resumed, "store": store]
+        case let .stageSkipped(stage, kind, reason): object = ["event": "stage_skipped", "stage": stage, "kind": kind.rawValue, "reason": reason]
+        case let .stageStarted(stage, kind, step):
+            object = ["event": "stage_started", "stage": stage, "kind": kind.rawValue]
+            if let step { object["resume_step"] = step }
+        case let .note(stage, text): object = ["event": "note", "stage": stage, "text": text]
+        case let .step(stage, p, unit):
+            object = ["event": "step", "stage": stage, "step": p.step, "max_steps": p.maxSteps, "loss": p.loss,
+                      "learning_rate": p.learningRate, "\(unit)_per_second": p.itemsPerSecond]
+            if let e = p.evalLoss { object["eval_loss"] = e }
+        case .stageFinished(let r):
+            object = ["event": "stage_finished", "stage": r.stage, "kind": r.kind.rawValue, "status": r.status.rawValue,
+                      "seconds": r.seconds, "steps": r.steps, "before": r.before, "after": r.after, "facts": r.facts]
+            if let o = r.output { object["output"] = o }
+        case .runFinished(let r):
+            object = ["event": "run_finished", "run": r.runId, "status": r.status.rawValue, "seconds": r.seconds,
+                      "stages": r.stages.map { ["stage": $0.stage, "skipped": $0.skipped, "after": $0.after] as [String: Any] }]
+        }
+        for (k, v) in object { if let d = v as? Double, !d.isFinite { object[k] = String(d) } }
+        if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) {
+            Terminal.write(String(decoding: data, as: UTF8.self) + "\n")
+        }
+    }
+}
