@@ -125,8 +125,8 @@ public enum SyntheticData {
     /// Generates the task and writes its files into `directory` (created if needed), each
     /// atomically:
     ///
-    /// - `pretrain.txt`: one solved problem a line, in plain prose ("47 + 38 = 85"). Read by
-    ///   `RecordSet` as a single document (documents are separated by blank lines).
+    /// - `pretrain.txt`: one solved problem a paragraph, in plain prose ("47 + 38 = 85"), each
+    ///   followed by a blank line, so `RecordSet` reads every problem as its own document.
     /// - `sft.jsonl`, `sft_valid.jsonl`: conversational records, a user prompt and the answer.
     /// - `prefs.jsonl`, `prefs_valid.jsonl`: conversational preference pairs; `rejected` is a near
     ///   miss, never the correct answer.
@@ -242,7 +242,9 @@ public enum SyntheticData {
             "{\"messages\":\(messages(("user", problem.prompt), ("assistant", problem.answer)))}"
         }
         return [
-            ("pretrain.txt", pretrain.map(\.statement)),
+            // A blank line after each problem makes it its own document: pretraining sees EOS after
+            // every answer and learns to stop, and a validation split can hold whole problems out.
+            ("pretrain.txt", pretrain.map { $0.statement + "\n" }),
             ("sft.jsonl", sft.map(sftLine)),
             ("sft_valid.jsonl", validation.map(sftLine)),
             ("prefs.jsonl", prefs.map { pairLine($0, &prefsRNG) }),

@@ -162,7 +162,7 @@ public struct Recipe: Equatable, Sendable {
     public var outputDir: String
     /// The stages in dependency order (every reference points to an earlier stage).
     public var stages: [ResolvedStage]
-    /// The directory relative paths are resolved against (the recipe file's directory).
+    /// The directory relative paths are resolved against (the current directory for `load`).
     public var baseDirectory: URL
 
     /// Top-level keys a recipe may have.
@@ -175,7 +175,8 @@ public struct Recipe: Equatable, Sendable {
         path.hasPrefix("/") ? URL(fileURLWithPath: path) : base.appendingPathComponent(path)
     }
 
-    /// Reads and validates the recipe at `path`; relative paths inside are resolved against its directory.
+    /// Reads and validates the recipe at `path`; relative paths inside are resolved against the
+    /// current directory.
     /// Throws `RecipeError` listing every problem.
     public static func load(path: String, overrides: [String] = []) throws(RecipeError) -> Recipe {
         let url = URL(fileURLWithPath: path)
@@ -183,7 +184,10 @@ public struct Recipe: Equatable, Sendable {
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
             throw RecipeError(problems: [RecipeProblem(file: fileName, line: nil, keyPath: "", message: "cannot read the recipe file")])
         }
-        return try parse(yaml: text, fileName: fileName, baseDirectory: url.deletingLastPathComponent(), overrides: overrides)
+        // Paths inside are relative to the directory rein runs in (the project root), like the
+        // store and output_dir defaults (runs/NAME...), not to the recipe file's folder.
+        let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+        return try parse(yaml: text, fileName: path, baseDirectory: cwd, overrides: overrides)
     }
 
     /// Validates recipe text. `fileName` prefixes problem descriptions; `baseDirectory` resolves

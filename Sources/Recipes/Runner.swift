@@ -73,6 +73,8 @@ public final class RecipeRunner {
     public var from: String?
     /// Receives progress.
     public var onEvent: (RunEvent) -> Void = { _ in }
+    /// Polled after every step: true stops the current stage with a checkpoint (Ctrl-C by default).
+    public var shouldStop: () -> Bool = { Interrupts.requested }
 
     var store: RunStore!
     var outputs: [String: URL] = [:]
@@ -273,19 +275,19 @@ public final class RecipeRunner {
         let resumeStep = resume ? checkpointStep(last) : nil
         onEvent(.stageStarted(stage: stage.id, kind: stage.kind, resumeStep: resumeStep))
         let started = Date()
-        var facts: [String] = []
         var steps = 0
         var interrupted = false
         do {
-            if Interrupts.requested {
+            if shouldStop() {
                 interrupted = true
             } else {
                 switch stage.kind {
                 case .data:
                     let summary = try SyntheticData.write(stage.synthetic!, to: output)
-                    facts = summary.files.map { "\($0.name): \($0.count) lines" }
+                    try store.record(metrics: summary.files.map { Metric(stageId: stageId, step: 0, name: "data/\($0.name)", value: Double($0.count)) })
                 case .tokenizer:
-                    facts = try trainTokenizer(stage.tokenizer!, output: output)
+                    let facts = try trainTokenizer(stage.tokenizer!, output: output)
+                    try store.record(metrics: facts.map { Metric(stageId: stageId, step: 0, name: "tokenizer/\($0.key)", value: $0.value) })
                 default:
                     let outcome = try train(stage, stageId: stageId)
                     steps = outcome.summary.steps
@@ -313,7 +315,6 @@ public final class RecipeRunner {
         try store.setStageStatus(stageId, .completed)
         var report = try metricsReport(stage, stageId: stageId, status: .completed, skipped: false,
                                        seconds: Date().timeIntervalSince(started))
-        report.facts = facts
         report.output = output.path
         onEvent(.stageFinished(report))
         return report
@@ -343,13 +344,19 @@ public final class RecipeRunner {
             if m.step == lastStep { after[m.name] = m.value }
         }
         if lastStep == 0 { after = before; before = [:] }
+        var facts: [String] = []
+        for m in metrics {
+            if m.name.hasPrefix("data/") { facts.append("\(m.name.dropFirst(5)) \(Int(m.value)) lines") }
+            if m.name == "tokenizer/vocab_size" { facts.append("vocabulary \(Int(m.value)) tokens") }
+            if m.name == "tokenizer/bytes_per_token" { facts.append(String(format: "%.2f bytes per token", m.value)) }
+        }
         return StageReport(stage: stage.id, kind: stage.kind, status: status, skipped: skipped, seconds: seconds, steps: lastStep,
-                           before: before, after: after, facts: [], output: nil)
+                           before: before, after: after, facts: facts, output: nil)
     }
 
     // MARK: Kinds
 
-    func trainTokenizer(_ config: TokenizerStageConfig, output: URL) throws -> [String] {
+    func trainTokenizer(_ config: TokenizerStageConfig, output: URL) throws -> [String: Double] {
         let path = try resolve(config.data!)
         let texts = try CorpusText.texts(of: path)
         let preTokenizer: PreTokenizer = config.preTokenizer == "smollm2" ? .smolLM2 : .gpt2
@@ -362,8 +369,8 @@ public final class RecipeRunner {
         let sample = texts.prefix(2000)
         let sampleBytes = sample.reduce(0) { $0 + $1.utf8.count }
         let tokens = sample.reduce(0) { $0 + tokenizer.encode($1).count }
-        var facts = ["vocabulary \(tokenizer.vocabularySize) tokens from \(bytes / 1000) kB of text"]
-        if tokens > 0 { facts.append(String(format: "%.2f bytes per token", Double(sampleBytes) / Double(tokens))) }
+        var facts = ["vocab_size": Double(tokenizer.vocabularySize), "corpus_bytes": Double(bytes)]
+        if tokens > 0 { facts["bytes_per_token"] = Double(sampleBytes) / Double(tokens) }
         return facts
     }
 
@@ -389,12 +396,12 @@ public final class RecipeRunner {
             try store.recordCheckpoint(stageId: stageId, kind: kindName, step: step, path: directory.path)
         }
         let id = stage.id
-        executor.onEvent = { [onEvent] event in
+        executor.onEvent = { [onEvent, shouldStop] event in
             switch event {
             case .note(let text): onEvent(.note(stage: id, text: text))
             case let .step(progress, unit): onEvent(.step(stage: id, progress: progress, unit: unit))
             }
-            return !Interrupts.requested
+            return !shouldStop()
         }
         let outcome = try executor.run()
         try sink.flush()
