@@ -471,7 +471,7 @@ private struct Checker {
                 report(value, "\(label).\(key)", "wrong type: \(describe(error)), got \(show(value))")
                 continue
             }
-            if key == "data" || key == "validation_data" || key == "eval_prompts", let p = value.scalar?.string {
+            if kind != .data, key == "data" || key == "validation_data" || key == "eval_prompts", let p = value.scalar?.string {
                 if let ref = Self.parseRef(p) {
                     draft.refs.append(Ref(target: ref.id, file: ref.file, node: value, keyPath: "\(label).\(key)", role: .data))
                 } else if !FileManager.default.fileExists(atPath: Recipe.resolve(p, against: base).path) {

@@ -44,7 +44,8 @@ stages:
     defer { try? FileManager.default.removeItem(at: dir) }
     let url = dir.appendingPathComponent("quickstart.yaml")
     try Data(valid.utf8).write(to: url)
-    let recipe = try Recipe.load(path: url.path)
+    // `load` resolves paths against the current directory; here the fixture directory stands in for it.
+    let recipe = try Recipe.parse(yaml: String(contentsOf: url, encoding: .utf8), fileName: "quickstart.yaml", baseDirectory: dir)
     #expect(recipe.name == "quickstart")
     #expect(recipe.store == "runs/quickstart.sqlite")
     #expect(recipe.outputDir == "runs/quickstart")

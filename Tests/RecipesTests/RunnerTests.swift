@@ -115,7 +115,7 @@ private func metricRows(_ storePath: String) throws -> [String: Double] {
     second.onEvent = { if case let .stageSkipped(stage, _, reason) = $0 { events.append("\(stage): \(reason)") } }
     let again = try second.run()
     #expect(again.status == .completed)
-    #expect(again.stages.allSatisfy(\.skipped))
+    #expect(again.stages.allSatisfy { $0.skipped })
     #expect(events.count == 6)
     #expect(events.first?.contains("of run \(report.runId)") == true)
     // The skipped stages still report the metrics of the stages they reuse.
