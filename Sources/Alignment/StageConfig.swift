@@ -37,6 +37,8 @@ public struct StageConfig: Codable, Equatable, Sendable {
     public var beta: Double = 0.1
     public var lossType: DPOLossType = .sigmoid
     public var labelSmoothing: Double = 0
+    /// DPO: weight of the chosen completions' NLL added to the loss (TRL's `rpo_alpha`; 0: plain DPO).
+    public var rpoAlpha: Double = 0
     public var centerRewardsCoefficient: Double = 0
     public var lora: LoRAConfig?
     public var onBadRecord: BadRecordPolicy = .fail
@@ -57,7 +59,7 @@ public struct StageConfig: Codable, Equatable, Sendable {
         case lrSchedulerType = "lr_scheduler_type", warmupSteps = "warmup_steps", minLR = "min_lr", maxGradNorm = "max_grad_norm"
         case weightDecay = "weight_decay", adamBeta1 = "adam_beta1", adamBeta2 = "adam_beta2", loggingSteps = "logging_steps"
         case evalSteps = "eval_steps", saveSteps = "save_steps", earlyStoppingPatience = "early_stopping_patience", seed
-        case beta, lossType = "loss_type", labelSmoothing = "label_smoothing"
+        case beta, lossType = "loss_type", labelSmoothing = "label_smoothing", rpoAlpha = "rpo_alpha"
         case centerRewardsCoefficient = "center_rewards_coefficient", lora, onBadRecord = "on_bad_record", overflow, resume
         case evalOnStart = "eval_on_start", evalPrompts = "eval_prompts", evalMaxNewTokens = "eval_max_new_tokens"
     }
@@ -79,6 +81,7 @@ public struct StageConfig: Codable, Equatable, Sendable {
         try read(.adamBeta2, &d.adamBeta2); try read(.loggingSteps, &d.loggingSteps); try read(.evalSteps, &d.evalSteps)
         try read(.saveSteps, &d.saveSteps); try read(.earlyStoppingPatience, &d.earlyStoppingPatience); try read(.seed, &d.seed)
         try read(.beta, &d.beta); try read(.lossType, &d.lossType); try read(.labelSmoothing, &d.labelSmoothing)
+        try read(.rpoAlpha, &d.rpoAlpha)
         try read(.centerRewardsCoefficient, &d.centerRewardsCoefficient); try readOptional(.lora, &d.lora)
         try read(.onBadRecord, &d.onBadRecord); try read(.overflow, &d.overflow); try read(.resume, &d.resume)
         try read(.evalOnStart, &d.evalOnStart); try readOptional(.evalPrompts, &d.evalPrompts)
@@ -112,6 +115,7 @@ public struct StageConfig: Codable, Equatable, Sendable {
         if kind == .dpo && !(beta > 0) { out.append("beta: must be positive for DPO, got \(beta)") }
         if evalMaxNewTokens < 1 { out.append("eval_max_new_tokens: must be at least 1, got \(evalMaxNewTokens)") }
         if saveSteps < 0 { out.append("save_steps: must not be negative") }
+        if rpoAlpha < 0 { out.append("rpo_alpha: must not be negative, got \(rpoAlpha)") }
         if !(0..<0.5).contains(labelSmoothing) { out.append("label_smoothing: must be in [0, 0.5), got \(labelSmoothing)") }
         return out
     }

@@ -128,7 +128,8 @@ public enum Stages {
     /// TRL's `rewards/*` and `logps/*` metrics.
     public static func dpo(policy: DecoderModel, reference: DecoderModel, train: [TokenizedPair], validation: [TokenizedPair],
                            collator: Collator, batchSize: Int, config: TrainerConfig, beta: Float = 0.1,
-                           lossType: DPOLossType = .sigmoid, labelSmoothing: Float = 0, sink: MetricsSink? = nil,
+                           lossType: DPOLossType = .sigmoid, labelSmoothing: Float = 0, rpoAlpha: Float = 0,
+                           sink: MetricsSink? = nil,
                            checkpointDirectory: URL? = nil, resume: Bool = false,
                            progress: ((TrainingProgress) -> Bool)? = nil,
                            onCheckpoint: ((String, Int, URL) throws -> Void)? = nil) throws -> StageSummary {
@@ -142,10 +143,19 @@ public enum Stages {
             let (ref, _) = Autograd.withoutGrad { logps(reference, s) }
             let refValues = ref.values
             let (pol, counts) = logps(policy, s)
-            return dpoLoss(policyChosen: pol.slice(axis: 0, 0..<P), policyRejected: pol.slice(axis: 0, P..<(2 * P)),
-                           referenceChosen: Array(refValues[0..<P]), referenceRejected: Array(refValues[P..<(2 * P)]),
-                           beta: beta, type: lossType, labelSmoothing: labelSmoothing,
-                           chosenCounts: Array(counts[0..<P]), rejectedCounts: Array(counts[P..<(2 * P)]))
+            let chosen = pol.slice(axis: 0, 0..<P)
+            var (l, m) = dpoLoss(policyChosen: chosen, policyRejected: pol.slice(axis: 0, P..<(2 * P)),
+                                 referenceChosen: Array(refValues[0..<P]), referenceRejected: Array(refValues[P..<(2 * P)]),
+                                 beta: beta, type: lossType, labelSmoothing: labelSmoothing,
+                                 chosenCounts: Array(counts[0..<P]), rejectedCounts: Array(counts[P..<(2 * P)]))
+            if rpoAlpha > 0 {
+                // RPO (Pang et al. 2024): plus α times the mean NLL of the chosen completions' tokens.
+                let tokens = Float(max(1, counts[0..<P].reduce(0, +)))
+                let nll = -chosen.sum() / tokens
+                l = l + nll * rpoAlpha
+                m["nll_loss"] = Double(nll.item)
+            }
+            return (l, m)
         }
         let source = try EpochSource(items: train, batchSize: batchSize, seed: config.seed) { collator.collate($0) as PairBatch }
         let trainer = Trainer(arena: policy.arena, config: config, source: source, sink: sink) { batch, _ in

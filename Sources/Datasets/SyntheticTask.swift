@@ -19,16 +19,19 @@ public struct SyntheticDataConfig: Codable, Equatable, Sendable {
     public var seed: UInt64
     /// Largest operand of the arithmetic task (1 to `maxOperandLimit`).
     public var maxOperand: Int
+    /// For `task: chatterbot`: a ChatterBot corpus directory of `.yml` files (or one file), turned
+    /// into question/answer records instead of a generated task.
+    public var source: String?
 
     /// The values `task` may take.
-    public static let tasks = ["arithmetic", "reverse", "sort", "mix"]
+    public static let tasks = ["arithmetic", "reverse", "sort", "mix", "chatterbot"]
     /// The largest `max_operand` allowed, so answers stay a few tokens long.
     public static let maxOperandLimit = 9999
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case task, pretrainExamples = "pretrain_examples", sftExamples = "sft_examples"
         case preferencePairs = "preference_pairs", validationExamples = "validation_examples"
-        case evalPrompts = "eval_prompts", seed, maxOperand = "max_operand"
+        case evalPrompts = "eval_prompts", seed, maxOperand = "max_operand", source
     }
 
     /// Creates a config; every argument has the default a key takes when absent.
@@ -60,6 +63,7 @@ public struct SyntheticDataConfig: Codable, Equatable, Sendable {
         try read(.evalPrompts, &d.evalPrompts)
         try read(.seed, &d.seed)
         try read(.maxOperand, &d.maxOperand)
+        d.source = try c.decodeIfPresent(String.self, forKey: .source)
         self = d
     }
 
@@ -80,6 +84,12 @@ public struct SyntheticDataConfig: Codable, Equatable, Sendable {
                                            (.evalPrompts, evalPrompts)]
         for (key, value) in counts where value < 1 {
             out.append("\(key.rawValue): must be at least 1, got \(value)")
+        }
+        if task == "chatterbot" && source == nil {
+            out.append("source: required for task chatterbot (a ChatterBot corpus directory, e.g. assets/chatterbot/english)")
+        }
+        if task != "chatterbot" && source != nil {
+            out.append("source: only used by task chatterbot")
         }
         if !(1...Self.maxOperandLimit).contains(maxOperand) {
             out.append("max_operand: must be in 1...\(Self.maxOperandLimit), got \(maxOperand)")
@@ -112,7 +122,8 @@ public struct SyntheticDataSummary: Sendable, Equatable {
 /// A synthetic instruction task whose answers a program can check, generated without downloads.
 ///
 /// Tasks: `arithmetic` ("What is 47 + 38?" -> "85"; subtraction never goes below zero),
-/// `reverse` ("Reverse the word: plant" -> "tnalp"; random lowercase words of 3-6 letters),
+/// `reverse` ("Reverse the letters: p l a n t" -> "t n a l p"; random lowercase words of 3-6
+/// letters, spelled out so that every letter is its own token whatever the tokenizer merges),
 /// `sort` ("Sort the digits: 5 2 9 1" -> "1 2 5 9"; 3-6 digits) and `mix` (an even mix).
 ///
 /// The held-out problems (eval prompts and validation records) are distinct from each other and
@@ -138,7 +149,7 @@ public enum SyntheticData {
     ///   not empty or the held-out problems do not fit the problem space; `DatasetError.fileAccess`
     ///   when a file cannot be written.
     public static func write(_ config: SyntheticDataConfig, to directory: URL) throws(DatasetError) -> SyntheticDataSummary {
-        let contents = try generate(config)
+        let contents = config.task == "chatterbot" ? try ChatCorpusTask.generate(config) : try generate(config)
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         } catch {
@@ -172,9 +183,9 @@ public enum SyntheticData {
             }
         }
         if let body = text.without(prefix: SyntheticProblem.reversePrefix) {
-            let word = body.trimmingCharacters(in: .whitespaces)
-            guard !word.isEmpty, !word.contains(where: \.isWhitespace) else { return nil }
-            return String(word.reversed())
+            let letters = body.split(whereSeparator: \.isWhitespace)
+            guard !letters.isEmpty, letters.allSatisfy({ $0.count == 1 && $0.first!.isASCII && $0.first!.isLetter }) else { return nil }
+            return letters.reversed().joined(separator: " ")
         }
         if let body = text.without(prefix: SyntheticProblem.sortPrefix) {
             let items = body.split(whereSeparator: \.isWhitespace)
@@ -355,7 +366,10 @@ struct SyntheticProblem: Sendable {
     }
 
     static let arithmeticPrefix = "What is "
-    static let reversePrefix = "Reverse the word:"
+    static let reversePrefix = "Reverse the letters:"
+
+    /// "plant" as "p l a n t".
+    static func spaced<S: Sequence>(_ letters: S) -> String where S.Element == Character { letters.map(String.init).joined(separator: " ") }
     static let sortPrefix = "Sort the digits:"
 
     /// The family the problem was drawn from.
@@ -374,7 +388,7 @@ struct SyntheticProblem: Sendable {
     var prompt: String {
         switch payload {
         case let .arithmetic(a, plus, b): return "\(Self.arithmeticPrefix)\(a) \(plus ? "+" : "-") \(b)?"
-        case let .reverse(word): return "\(Self.reversePrefix) \(word)"
+        case let .reverse(word): return "\(Self.reversePrefix) \(Self.spaced(word))"
         case let .sort(digits): return "\(Self.sortPrefix) \(Self.list(digits))"
         }
     }
@@ -383,7 +397,7 @@ struct SyntheticProblem: Sendable {
     var answer: String {
         switch payload {
         case let .arithmetic(a, plus, b): return String(plus ? a + b : a - b)
-        case let .reverse(word): return String(word.reversed())
+        case let .reverse(word): return Self.spaced(word.reversed())
         case let .sort(digits): return Self.list(digits.sorted())
         }
     }
@@ -392,7 +406,7 @@ struct SyntheticProblem: Sendable {
     var statement: String {
         switch payload {
         case let .arithmetic(a, plus, b): return "\(a) \(plus ? "+" : "-") \(b) = \(answer)"
-        case let .reverse(word): return "\(word) reversed is \(answer)"
+        case let .reverse(word): return "\(Self.spaced(word)) reversed is \(answer)"
         case let .sort(digits): return "\(Self.list(digits)) sorted is \(answer)"
         }
     }
@@ -412,17 +426,17 @@ struct SyntheticProblem: Sendable {
             }
             out = numbers.filter { $0 >= 0 }.map(String.init)
         case let .reverse(word):
-            let reversed = Array(correct)
-            out.append(word)  // not reversed at all
-            out.append(String(reversed.dropLast()))  // a letter lost
+            let reversed = Array(word.reversed())
+            out.append(Self.spaced(word))  // not reversed at all
+            out.append(Self.spaced(reversed.dropLast()))  // a letter lost
             if let i = (0..<reversed.count - 1).first(where: { reversed[$0] != reversed[$0 + 1] }) {
                 var swapped = reversed
                 swapped.swapAt(i, i + 1)
-                out.append(String(swapped))
+                out.append(Self.spaced(swapped))
             }
             var ends = Array(word)  // only the first and last letters exchanged
             ends.swapAt(0, ends.count - 1)
-            out.append(String(ends))
+            out.append(Self.spaced(ends))
         case let .sort(digits):
             let sorted = digits.sorted()
             out.append(Self.list(digits))  // unsorted

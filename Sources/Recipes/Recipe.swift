@@ -471,6 +471,11 @@ private struct Checker {
                 report(value, "\(label).\(key)", "wrong type: \(describe(error)), got \(show(value))")
                 continue
             }
+            if kind == .data, key == "source", let p = value.scalar?.string,
+               !FileManager.default.fileExists(atPath: Recipe.resolve(p, against: base).path) {
+                let hint = p.hasPrefix("assets/") ? " (run scripts/fetch-assets.sh to download it into assets/)" : ""
+                report(value, "\(label).source", "not found: \(p)\(hint)")
+            }
             if kind != .data, key == "data" || key == "validation_data" || key == "eval_prompts", let p = value.scalar?.string {
                 if let ref = Self.parseRef(p) {
                     draft.refs.append(Ref(target: ref.id, file: ref.file, node: value, keyPath: "\(label).\(key)", role: .data))

@@ -173,6 +173,7 @@ public final class RecipeRunner {
         var refs: [String] = []
         if let c = stage.config { refs += [c.data, c.validationData, c.evalPrompts].compactMap { $0 } }
         if let t = stage.tokenizer, let data = t.data { refs.append(data) }
+        if let source = stage.synthetic?.source { refs.append(source) }
         switch stage.model {
         case .path(let p)?, .hf(let p)?, .gguf(let p)?: refs.append(p)
         case .initialize(_, let tokenizer)?: refs.append(tokenizer)
@@ -283,7 +284,9 @@ public final class RecipeRunner {
             } else {
                 switch stage.kind {
                 case .data:
-                    let summary = try SyntheticData.write(stage.synthetic!, to: output)
+                    var config = stage.synthetic!
+                    config.source = config.source.map { recipe.resolve($0).path }
+                    let summary = try SyntheticData.write(config, to: output)
                     try store.record(metrics: summary.files.map { Metric(stageId: stageId, step: 0, name: "data/\($0.name)", value: Double($0.count)) })
                 case .tokenizer:
                     let facts = try trainTokenizer(stage.tokenizer!, output: output)

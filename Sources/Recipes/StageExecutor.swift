@@ -94,8 +94,10 @@ public struct StageExecutor {
             throw RunnerError("model.init: expected a mapping of config.json keys")
         }
         object["vocab_size"] = vocabularySize
-        if let eos = tokenizer.eosTokenID { object["eos_token_id"] = Int(eos) }
-        if let bos = tokenizer.bosTokenID ?? tokenizer.eosTokenID { object["bos_token_id"] = Int(bos) }
+        // A trained tokenizer.json names no EOS; the end-of-text special token is it.
+        let eos = tokenizer.eosTokenID ?? tokenizer.id(forToken: "<|endoftext|>")
+        if let eos { object["eos_token_id"] = Int(eos) }
+        if let bos = tokenizer.bosTokenID ?? eos { object["bos_token_id"] = Int(bos) }
         let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         do { return try ModelConfig(huggingFaceJSON: data, file: "model.init") } catch {
             throw RunnerError("\(error)")
@@ -180,7 +182,7 @@ public struct StageExecutor {
                                          collator: collator, batchSize: settings.batchSize,
                                          config: settings.trainerConfig(examples: train.count), beta: Float(settings.beta),
                                          lossType: settings.lossType, labelSmoothing: Float(settings.labelSmoothing),
-                                         sink: sink, checkpointDirectory: checkpointDirectory, resume: settings.resume,
+                                         rpoAlpha: Float(settings.rpoAlpha), sink: sink, checkpointDirectory: checkpointDirectory, resume: settings.resume,
                                          progress: progress, onCheckpoint: onCheckpoint)
             }
         }
@@ -211,15 +213,16 @@ public struct StageExecutor {
 
 /// Held-out prompts with known answers: a policy's greedy exact-match accuracy.
 public struct ExactMatchSet {
-    /// Prompt ids (with the generation prompt) and answers.
+    /// Prompt ids (with the generation prompt), the prompts' text, and the answers.
     public let prompts: [[Int32]]
+    public let promptTexts: [String]
     public let answers: [String]
     public var count: Int { prompts.count }
 
     /// Reads JSONL lines `{"prompt": TEXT or [messages], "answer": TEXT}` (other fields ignored).
     public init(path: String, builder: ExampleBuilder) throws {
         guard let data = FileManager.default.contents(atPath: path) else { throw RunnerError("\(path): cannot read the file") }
-        var prompts: [[Int32]] = [], answers: [String] = []
+        var prompts: [[Int32]] = [], answers: [String] = [], texts: [String] = []
         for (index, line) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
             if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
             let where_ = "\(path):\(index + 1)"
@@ -242,28 +245,36 @@ public struct ExactMatchSet {
             }
             prompts.append(try builder.prompt(for: .prompt(prompt)))
             answers.append(answer)
+            switch prompt {
+            case .text(let t): texts.append(t)
+            case .chat(let messages): texts.append(messages.last?.content ?? "")
+            }
         }
         guard !prompts.isEmpty else { throw RunnerError("\(path): no prompts") }
         self.prompts = prompts
         self.answers = answers
+        promptTexts = texts
     }
 
     /// The fraction of prompts whose greedy reply, trimmed, equals the answer.
     public func accuracy(_ lm: LanguageModel, maxNewTokens: Int, batchSize: Int = 32) -> Double {
+        let replies = self.replies(lm, maxNewTokens: maxNewTokens, batchSize: batchSize)
+        return Double(zip(replies, answers).filter { $0 == $1 }.count) / Double(prompts.count)
+    }
+
+    /// The greedy reply to every prompt, trimmed of surrounding whitespace.
+    public func replies(_ lm: LanguageModel, maxNewTokens: Int, batchSize: Int = 32) -> [String] {
         Autograd.withoutGrad {
             let generator = Generator(model: lm.model, padId: 0) { lm.tokenizer.decode($0, skipSpecial: true) }
             let options = SamplingOptions(temperature: 0, maxNewTokens: maxNewTokens, stopTokens: lm.stopTokenIds)
             var rng = RNG(seed: 0)
-            var correct = 0
+            var out: [String] = []
             for start in stride(from: 0, to: prompts.count, by: batchSize) {
                 let end = min(start + batchSize, prompts.count)
-                let out = generator.generate(prompts: Array(prompts[start..<end]), options: options, rng: &rng)
-                for (i, sequence) in out.enumerated()
-                where sequence.text.trimmingCharacters(in: .whitespacesAndNewlines) == answers[start + i] {
-                    correct += 1
-                }
+                let generated = generator.generate(prompts: Array(prompts[start..<end]), options: options, rng: &rng)
+                out += generated.map { $0.text.trimmingCharacters(in: .whitespacesAndNewlines) }
             }
-            return Double(correct) / Double(prompts.count)
+            return out
         }
     }
 }

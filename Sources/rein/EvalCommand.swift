@@ -1,13 +1,15 @@
 import ArgumentParser
 import Checkpoints
 import Foundation
+import Datasets
 import Generation
+import Recipes
 
 /// `rein eval ...`: measurements of a model on data.
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Evaluate a model on data.",
-        subcommands: [EvalPerplexity.self]
+        subcommands: [EvalPerplexity.self, EvalExactMatch.self]
     )
 }
 
@@ -73,5 +75,39 @@ struct EvalPerplexity: ParsableCommand {
         print("mean NLL:         \(fmt(result.meanNLL, 0, 4)) nats/token")
         print("perplexity:       \(fmt(result.perplexity, 0, 3))")
         print("tokens/s:         \(fmt(Double(result.tokenCount) / progress.elapsed, 0, 1))")
+    }
+}
+
+/// `rein eval exact-match`: greedy replies to held-out prompts against their answers.
+struct EvalExactMatch: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "exact-match",
+        abstract: "Greedy exact-match accuracy on JSONL prompts with answers ({\"prompt\": TEXT or messages, \"answer\": TEXT}).",
+        discussion: "Messages are rendered with the model's chat template and its generation prompt. A reply counts when, trimmed, it equals the answer."
+    )
+
+    @OptionGroup var model: ModelOption
+
+    @Option(help: ArgumentHelp("A .jsonl file of prompts with answers.", valueName: "file"))
+    var data: String
+
+    @Option(help: "The most tokens generated per prompt.")
+    var maxNewTokens = 32
+
+    @Option(help: "Print this many wrong replies.")
+    var show = 5
+
+    func run() throws {
+        let lm = try LanguageModel.load(model.model)
+        let builder = try ExampleBuilder(tokenizer: lm.tokenizer, template: lm.chatTemplate, eosTokenID: lm.eosTokenId ?? lm.tokenizer.id(forToken: "<|endoftext|>"))
+        let set = try ExactMatchSet(path: data, builder: builder)
+        let replies = set.replies(lm, maxNewTokens: maxNewTokens)
+        var wrong = 0
+        for (i, reply) in replies.enumerated() where reply != set.answers[i] {
+            if wrong < show { print("  \(set.promptTexts[i])  ->  \(reply.debugDescription)  (answer \(set.answers[i].debugDescription))") }
+            wrong += 1
+        }
+        let right = replies.count - wrong
+        print("exact match: \(right)/\(replies.count) = \(String(format: "%.1f", 100 * Double(right) / Double(replies.count)))%")
     }
 }

@@ -141,10 +141,11 @@ struct RunView {
         var lines = ["", "run \(report.runId) completed in \(fmt(report.seconds, 0, 1)) s"]
         for s in report.stages {
             var parts: [String] = []
-            func change(_ name: String, _ label: String, percent: Bool = false) {
+            func change(_ name: String, _ label: String, percent: Bool = false, showBefore: Bool = true) {
                 guard let after = s.after[name] else { return }
+                let before = showBefore ? s.before[name] : nil
                 let show = { (x: Double) in percent ? fmt(x * 100, 0, 1) + "%" : fmt(x, 0, 3) }
-                parts.append(s.before[name].map { "\(label) \(show($0)) -> \(show(after))" } ?? "\(label) \(show(after))")
+                parts.append(before.map { "\(label) \(show($0)) -> \(show(after))" } ?? "\(label) \(show(after))")
             }
             switch s.kind {
             case .data, .tokenizer:
@@ -156,7 +157,8 @@ struct RunView {
             case .reward:
                 change("eval/accuracy", "validation accuracy", percent: true); change("eval/margin", "margin")
             case .dpo:
-                change("eval/rewards/accuracies", "preference accuracy", percent: true)
+                // Before the first step the policy is the reference: every implicit reward is 0.
+                change("eval/rewards/accuracies", "preference accuracy", percent: true, showBefore: false)
                 change("eval/rewards/margins", "reward margin"); change("eval/exact_match", "exact match", percent: true)
             }
             let head = "  \(s.stage) (\(s.kind.rawValue))" + (s.skipped ? ", skipped" : "")

@@ -29,7 +29,7 @@ import Tokenizers
     /// The prompt a pretraining sentence solves, and the answer it states.
     func promptAndAnswer(ofSentence line: String) -> (prompt: String, answer: String)? {
         if let range = line.range(of: " reversed is ") {
-            return ("Reverse the word: " + line[..<range.lowerBound], String(line[range.upperBound...]))
+            return ("Reverse the letters: " + line[..<range.lowerBound], String(line[range.upperBound...]))
         }
         if let range = line.range(of: " sorted is ") {
             return ("Sort the digits: " + line[..<range.lowerBound], String(line[range.upperBound...]))
@@ -74,7 +74,7 @@ import Tokenizers
         }
         // Pins the generator: a change to the RNG or the phrasing changes these lines.
         let eval = String(decoding: first["eval.jsonl"]!, as: UTF8.self)
-        #expect(eval.split(separator: "\n").first == #"{"prompt":[{"role":"user","content":"Reverse the word: dcc"}],"answer":"ccd"}"#)
+        #expect(eval.split(separator: "\n").first == #"{"prompt":[{"role":"user","content":"Reverse the letters: d c c"}],"answer":"c c d"}"#)
     }
 
     @Test func summaryListsEveryFileWithItsLineCount() throws {
@@ -163,16 +163,16 @@ import Tokenizers
             ("What is 0 + 0?", "0"),
             ("  What is 120 - 7?\n", "113"),
             ("What is 3 - 5?", "-2"),
-            ("Reverse the word: plant", "tnalp"),
-            ("Reverse the word: aba", "aba"),
+            ("Reverse the letters: p l a n t", "t n a l p"),
+            ("Reverse the letters: a b a", "a b a"),
             ("Sort the digits: 5 2 9 1", "1 2 5 9"),
             ("Sort the digits: 3 3 0", "0 3 3"),
             ("What is 4 * 5?", nil),
             ("What is 4 + ?", nil),
             ("What is 4 + 5", nil),
             ("What is x + 5?", nil),
-            ("Reverse the word: two words", nil),
-            ("Reverse the word: ", nil),
+            ("Reverse the letters: two words", nil),
+            ("Reverse the letters: ", nil),
             ("Sort the digits: 12 3", nil),
             ("Sort the digits:", nil),
             ("Tell me a story", nil),
@@ -244,7 +244,7 @@ import Tokenizers
         let scratch = try Scratch()
         _ = try SyntheticData.write(Self.small, to: scratch.directory)
         let prompts = try RecordSet.read(scratch.directory.appendingPathComponent("sft.jsonl")).records.compactMap(prompt(of:))
-        let counts = ["What is ", "Reverse the word: ", "Sort the digits: "].map { prefix in prompts.filter { $0.hasPrefix(prefix) }.count }
+        let counts = ["What is ", "Reverse the letters: ", "Sort the digits: "].map { prefix in prompts.filter { $0.hasPrefix(prefix) }.count }
         #expect(counts == [30, 30, 30])
         // Shuffled, not in blocks of one task.
         #expect(prompts.prefix(10).contains { !$0.hasPrefix("What is ") })
@@ -258,7 +258,7 @@ import Tokenizers
         config.maxOperand = 20
         _ = try SyntheticData.write(config, to: scratch.directory)
         let (training, heldOut) = try trainingAndHeldOutPrompts(scratch.directory)
-        let prefix = ["arithmetic": "What is ", "reverse": "Reverse the word: ", "sort": "Sort the digits: "][task]!
+        let prefix = ["arithmetic": "What is ", "reverse": "Reverse the letters: ", "sort": "Sort the digits: "][task]!
         #expect((training + heldOut).allSatisfy { $0.hasPrefix(prefix) })
         for prompt in training + heldOut {
             let answer = SyntheticData.answer(to: prompt)
@@ -268,8 +268,8 @@ import Tokenizers
                 #expect(operands.count == 3 && operands.allSatisfy { $0 == "+" || $0 == "-" || (Int($0) ?? 99) <= 20 }, "\(prompt)")
                 #expect((Int(answer ?? "") ?? -1) >= 0, "\(prompt)")
             case "reverse":
-                let word = prompt.dropFirst(prefix.count)
-                #expect((3...6).contains(word.count) && word.allSatisfy { ("a"..."z").contains($0) }, "\(prompt)")
+                let letters = prompt.dropFirst(prefix.count).split(separator: " ")
+                #expect((3...6).contains(letters.count) && letters.allSatisfy { $0.count == 1 && ("a"..."z").contains($0.first!) }, "\(prompt)")
             default:
                 let digits = prompt.dropFirst(prefix.count).split(separator: " ")
                 #expect((3...6).contains(digits.count), "\(prompt)")
@@ -307,7 +307,7 @@ import Tokenizers
         let keys = problems.map { String($0.prefix { $0 != ":" }) }
         #expect(keys == ["task", "pretrain_examples", "sft_examples", "preference_pairs", "validation_examples",
                          "eval_prompts", "max_operand"])
-        #expect(problems[0] == #"task: unknown task "division" (valid: arithmetic, reverse, sort, mix)"#)
+        #expect(problems[0] == #"task: unknown task "division" (valid: arithmetic, reverse, sort, mix, chatterbot)"#)
         #expect(problems[2] == "sft_examples: must be at least 1, got -1")
         #expect(SyntheticDataConfig(maxOperand: 10_000).problems() == ["max_operand: must be in 1...9999, got 10000"])
         // write refuses a config with problems and creates nothing.

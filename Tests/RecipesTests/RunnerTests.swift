@@ -4,7 +4,7 @@ import Store
 import Testing
 
 /// A tiny end-to-end recipe: synthetic data, tokenizer, a fresh 1-layer model, SFT, reward, DPO.
-private func tinyRecipe(name: String = "tiny", pretrainSteps: Int = 12) -> String {
+func tinyRecipe(name: String = "tiny", pretrainSteps: Int = 12) -> String {
     """
     name: \(name)
     seed: 3
@@ -64,7 +64,7 @@ private func tinyRecipe(name: String = "tiny", pretrainSteps: Int = 12) -> Strin
     """
 }
 
-private func tempDirectory() throws -> URL {
+func tempDirectory() throws -> URL {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rein-runner-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     return dir
@@ -76,7 +76,7 @@ private func runner(_ text: String, in dir: URL, overrides: [String] = []) throw
 }
 
 /// Every metric of a store except the timing ones, keyed "stage/step/name".
-private func metricRows(_ storePath: String) throws -> [String: Double] {
+func metricRows(_ storePath: String) throws -> [String: Double] {
     let store = try RunStore(path: storePath)
     var rows: [String: Double] = [:]
     var count = 0
