@@ -293,7 +293,7 @@ import Tokenizers
         let again = try JSONDecoder().decode(SyntheticDataConfig.self, from: JSONEncoder().encode(config))
         #expect(again == config)
         #expect(SyntheticDataConfig.keys == ["task", "pretrain_examples", "sft_examples", "preference_pairs",
-                                             "validation_examples", "eval_prompts", "seed", "max_operand"])
+                                             "validation_examples", "eval_prompts", "seed", "max_operand", "source"])
         #expect(throws: DecodingError.self) {
             try JSONDecoder().decode(SyntheticDataConfig.self, from: Data(#"{"sft_examples": "many"}"#.utf8))
         }
