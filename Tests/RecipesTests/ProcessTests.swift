@@ -108,3 +108,27 @@ func twoProcessesShareOneStore() throws {
         }
     }
 }
+
+@Test(.enabled(if: reinBinary != nil, "the rein executable is built by swift test"))
+func anInvalidRecipeWritesNothing() throws {
+    let dir = try tempDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let bad = tinyRecipe().replacingOccurrences(of: "learning_rate: 1.0e-3", with: "learning_rat: 1.0e-3")
+        .replacingOccurrences(of: "kind: dpo", with: "kind: dpoo")
+    try Data(bad.utf8).write(to: dir.appendingPathComponent("bad.yaml"))
+    let process = Process()
+    process.executableURL = reinBinary
+    process.arguments = ["run", "bad.yaml"]
+    process.currentDirectoryURL = dir
+    let errors = Pipe()
+    process.standardError = errors
+    process.standardOutput = FileHandle.nullDevice
+    try process.run()
+    let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    #expect(process.terminationStatus != 0)
+    #expect(message.contains("bad.yaml:") && message.contains("did you mean 'learning_rate'?") && message.contains("unknown kind"))
+    #expect(message.contains("nothing was run"))
+    // No store, no output directory.
+    #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("runs").path))
+}
