@@ -1,0 +1,189 @@
+import Foundation
+import Store
+import Testing
+
+@Test func chartOfADecreasingSeries() {
+    let lines = RunReport.chart([ChartSeries(name: "train/loss", mark: "*", points: [(1, 4), (2, 3), (3, 2), (4, 1)])],
+                                height: 4)
+    #expect(lines == [
+        "* train/loss",
+        "4 |*",
+        "  | *",
+        "  |  *",
+        "1 |   *",
+        "  +----",
+        "   1  4",
+    ])
+}
+
+@Test func chartOfAConstantSeriesIsOneRow() {
+    let lines = RunReport.chart([ChartSeries(name: "eval/loss", mark: "o", points: [(1, 0.5), (2, 0.5), (3, 0.5)])])
+    #expect(lines == [
+        "o eval/loss",
+        "0.5 |ooo",
+        "    +---",
+        "     1 3",
+    ])
+}
+
+@Test func chartOfOnePointAndOfNothing() {
+    #expect(RunReport.chart([ChartSeries(name: "train/loss", mark: "*", points: [(7, 2.25)])]) == [
+        "* train/loss",
+        "2.25 |*",
+        "     +-",
+        "      7",
+    ])
+    #expect(RunReport.chart([]) == [])
+    #expect(RunReport.chart([ChartSeries(name: "train/loss", mark: "*", points: [])]) == [])
+    #expect(RunReport.chart([ChartSeries(name: "train/loss", mark: "*", points: [(1, .nan), (2, .infinity)])]) == [])
+}
+
+@Test func chartDrawsTwoSeriesOnOneScaleLaterOnTop() {
+    let train = ChartSeries(name: "train/loss", mark: "*", points: [(0, 3), (10, 1), (5, 2)])
+    let eval = ChartSeries(name: "eval/loss", mark: "o", points: [(5, 2)])
+    #expect(RunReport.chart([train, eval], height: 3) == [
+        "* train/loss  o eval/loss",
+        "3 |*",
+        "  | o",
+        "1 |  *",
+        "  +---",
+        "   0 10",
+    ])
+    // A series without finite points is left out of the legend; NaN points are skipped.
+    let broken = ChartSeries(name: "eval/loss", mark: "o", points: [(3, .nan)])
+    let lossWithNaN = ChartSeries(name: "train/loss", mark: "*", points: [(1, .nan), (2, 1), (3, 2)])
+    #expect(RunReport.chart([lossWithNaN, broken], height: 2) == [
+        "* train/loss",
+        "2 | *",
+        "1 |*",
+        "  +--",
+        "   2 3",
+    ])
+}
+
+@Test func chartOfManyStepsIsAtMostMaxWidthColumnsAveragingEachColumn() {
+    // 120 steps of a rising line, with alternating noise that averages out within a column.
+    let points = (0..<120).map { (step: $0, value: Double($0) + ($0 % 2 == 0 ? 0.25 : -0.25)) }
+    let lines = RunReport.chart([ChartSeries(name: "train/loss", mark: "*", points: points)], height: 8, maxWidth: 60)
+    #expect(lines.count == 1 + 8 + 2)
+    let rows = lines[1...8]
+    let prefix = rows.first!.prefix { $0 != "|" }.count + 1
+    let columns = rows.map { Array($0.dropFirst(prefix)) }
+    #expect(columns.allSatisfy { $0.count <= 60 })
+    // Every column holds exactly one point, and the line never goes down.
+    var lastRow = Int.max
+    for c in 0..<60 {
+        let hits = columns.indices.filter { c < columns[$0].count && columns[$0][c] == "*" }
+        #expect(hits.count == 1)
+        if let r = hits.first {
+            #expect(r <= lastRow)
+            lastRow = r
+        }
+    }
+    #expect(columns.last!.first == "*" && columns.first!.count == 60 && columns.first!.last == "*")
+    #expect(lines[9].hasSuffix("+" + String(repeating: "-", count: 60)))
+    #expect(lines[10].trimmingCharacters(in: .whitespaces).split(separator: " ") == ["0", "119"])
+    #expect(lines[10].count == lines[9].count)
+}
+
+@Test func durationsAreShort() {
+    #expect(RunReport.duration(0) == "0s")
+    #expect(RunReport.duration(-5) == "0s")
+    #expect(RunReport.duration(.nan) == "0s")
+    #expect(RunReport.duration(3.24) == "3.2s")
+    #expect(RunReport.duration(42) == "42s")
+    #expect(RunReport.duration(59.6) == "1m00s")
+    #expect(RunReport.duration(245) == "4m05s")
+    #expect(RunReport.duration(7380) == "2h03m")
+    #expect(RunReport.duration(3 * 86400 + 4 * 3600 + 59) == "3d04h")
+}
+
+@Test func numbersAreCompact() {
+    #expect(RunReport.number(2) == "2")
+    #expect(RunReport.number(-3) == "-3")
+    #expect(RunReport.number(0) == "0")
+    #expect(RunReport.number(2.31415) == "2.314")
+    #expect(RunReport.number(0.5) == "0.5")
+    #expect(RunReport.number(0.0125) == "0.0125")
+    #expect(RunReport.number(812.44) == "812.4")
+    #expect(RunReport.number(1234.56) == "1235")
+    #expect(RunReport.number(0.0002) == "2e-04")
+    #expect(RunReport.number(-0.000125) == "-1.25e-04")
+    #expect(RunReport.number(12_500_000.5) == "1.25e+07")
+    #expect(RunReport.number(.nan) == "nan")
+    #expect(RunReport.number(-.infinity) == "-inf")
+}
+
+@Test func shortDatesInAGivenTimeZone() throws {
+    let epoch = Date(timeIntervalSince1970: 0)
+    #expect(RunReport.shortDate(epoch, timeZone: try #require(TimeZone(identifier: "UTC"))) == "1970-01-01 00:00")
+    #expect(RunReport.shortDate(epoch, timeZone: try #require(TimeZone(secondsFromGMT: 5400))) == "1970-01-01 01:30")
+}
+
+@Test func csvQuotesCommasQuotesLineBreaksAndEdgeSpaces() {
+    #expect(RunReport.csvField("train/loss") == "train/loss")
+    #expect(RunReport.csvField("") == "")
+    #expect(RunReport.csvField("a,b") == "\"a,b\"")
+    #expect(RunReport.csvField("say \"hi\"") == "\"say \"\"hi\"\"\"")
+    #expect(RunReport.csvField("one\ntwo") == "\"one\ntwo\"")
+    #expect(RunReport.csvField("one\r\ntwo") == "\"one\r\ntwo\"")
+    #expect(RunReport.csvField(" padded") == "\" padded\"")
+    #expect(RunReport.csvRow(["1", "sft", "x, \"y\""]) == "1,sft,\"x, \"\"y\"\"\"")
+}
+
+@Test func jsonStringsAndNumbersParseBack() throws {
+    let text = "a\"b\\c\nd\t\u{01}é😀"
+    let literal = RunReport.jsonString(text)
+    #expect(literal == "\"a\\\"b\\\\c\\nd\\t\\u0001é😀\"")
+    let parsed = try JSONSerialization.jsonObject(with: Data("[\(literal)]".utf8)) as? [String]
+    #expect(parsed == [text])
+    #expect(RunReport.jsonNumber(nil) == "null")
+    #expect(RunReport.jsonNumber(.nan) == "null")
+    #expect(RunReport.jsonNumber(.infinity) == "null")
+    #expect(RunReport.jsonNumber(0.1) == "0.1")
+    let numbers = try JSONSerialization.jsonObject(with: Data("[\(RunReport.jsonNumber(1e-05)), \(RunReport.jsonNumber(2))]".utf8))
+    #expect((numbers as? [Double]) == [1e-05, 2])
+}
+
+@Test func tablesWrapAndMetricOrder() {
+    #expect(RunReport.table([["ID", "NAME", "STATUS"], ["3", "quickstart", "running"], ["12", "chat", ""]],
+                            rightAligned: [0]) == [
+        "ID  NAME        STATUS",
+        " 3  quickstart  running",
+        "12  chat",
+    ])
+    #expect(RunReport.wrap(["aaaa", "bbbb", "cccc"], width: 12, indent: "  ") == ["  aaaa  bbbb", "  cccc"])
+    #expect(RunReport.wrap(["a-very-long-item", "b"], width: 8) == ["a-very-long-item", "b"])
+    #expect(RunReport.wrap([], width: 8) == [])
+    #expect(RunReport.metricOrder(["train/loss", "eval/loss", "lr", "eval/accuracy"])
+        == ["eval/accuracy", "eval/loss", "lr", "train/loss"])
+}
+
+@Test func stageProgressCountsSkippedStagesAsCompleted() {
+    func stage(_ key: String, _ status: Status, reuses: Int64? = nil) -> Stage {
+        Stage(runId: 1, stageKey: key, kind: key, configJSON: "{}", configHash: "h", status: status, reusedStageId: reuses)
+    }
+    #expect(RunReport.stageProgress([]) == "0/0")
+    #expect(RunReport.stageProgress([stage("tok", .completed, reuses: 1), stage("sft", .completed), stage("dpo", .running)])
+        == "2/3 (1 skipped)")
+    #expect(RunReport.stageProgress([stage("sft", .failed)], planned: 3) == "0/3")
+    #expect(RunReport.stageProgress([stage("a", .completed), stage("b", .completed)], planned: 1) == "2/2")
+}
+
+@Test func processIsGoneOnlyForAnExitedProcessOnThisHost() throws {
+    let me = Int64(ProcessInfo.processInfo.processIdentifier)
+    #expect(!RunReport.processIsGone(pid: me, host: nil))
+    #expect(!RunReport.processIsGone(pid: me, host: "this-host", currentHost: "this-host"))
+    #expect(!RunReport.processIsGone(pid: nil, host: nil))
+
+    let child = Process()
+    child.executableURL = URL(fileURLWithPath: "/bin/sh")
+    child.arguments = ["-c", "exit 0"]
+    try child.run()
+    child.waitUntilExit()
+    let gone = Int64(child.processIdentifier)
+    #expect(RunReport.processIsGone(pid: gone, host: "this-host", currentHost: "this-host"))
+    #expect(RunReport.processIsGone(pid: gone, host: nil))
+    // On another host the pid means nothing here.
+    #expect(!RunReport.processIsGone(pid: gone, host: "other-host", currentHost: "this-host"))
+}
