@@ -171,14 +171,14 @@ public enum RunReport {
 
     /// A text chart of `series` over steps, in plain ASCII: a legend line, `height` rows (one when
     /// every value is equal) labelled with the top and bottom values, an axis, and the first and
-    /// last step. The chart is as wide as the number of distinct steps, at most `maxWidth`
-    /// columns; points sharing a column are averaged, so the labels give the range drawn. Later
-    /// series draw over earlier ones. No lines when there is no finite point.
+    /// last step. Columns are steps, one per step up to `maxWidth` columns; points sharing a
+    /// column are averaged, so the labels give the range drawn. Later series draw over earlier
+    /// ones. No lines when there is no finite point.
     public static func chart(_ series: [ChartSeries], height: Int = 8, maxWidth: Int = 60) -> [String] {
         let finite = series.map { s in s.points.filter { $0.value.isFinite } }
         let all = finite.flatMap { $0 }
         guard let minStep = all.map(\.step).min(), let maxStep = all.map(\.step).max() else { return [] }
-        let width = max(1, min(maxWidth, Set(all.map(\.step)).count))
+        let width = max(1, min(maxWidth, maxStep - minStep + 1))
         func column(_ step: Int) -> Int {
             maxStep == minStep ? 0 : Int((Double(step - minStep) / Double(maxStep - minStep) * Double(width - 1)).rounded())
         }

@@ -44,11 +44,14 @@ import Testing
     #expect(RunReport.chart([train, eval], height: 3) == [
         "* train/loss  o eval/loss",
         "3 |*",
-        "  | o",
-        "1 |  *",
-        "  +---",
-        "   0 10",
+        "  |     o",
+        "1 |          *",
+        "  +-----------",
+        "   0        10",
     ])
+    // Steps 10, 20, 30 (logged every 10 steps) spread over a column per step.
+    let sparse = ChartSeries(name: "train/loss", mark: "*", points: [(10, 3), (20, 2), (30, 1)])
+    #expect(RunReport.chart([sparse], height: 3)[1...3] == ["3 |*", "  |          *", "1 |                    *"])
     // A series without finite points is left out of the legend; NaN points are skipped.
     let broken = ChartSeries(name: "eval/loss", mark: "o", points: [(3, .nan)])
     let lossWithNaN = ChartSeries(name: "train/loss", mark: "*", points: [(1, .nan), (2, 1), (3, 2)])
