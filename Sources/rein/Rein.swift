@@ -7,6 +7,6 @@ struct Rein: ParsableCommand {
         commandName: "rein",
         abstract: "RLHF alignment on your own machine: pretrain, SFT, reward models, PPO and DPO.",
         version: "0.1.0",
-        subcommands: [Generate.self, Chat.self, Tokenize.self, Eval.self, Convert.self, TokenizerCommand.self, Train.self, Check.self, Bench.self]
+        subcommands: [Generate.self, Chat.self, Tokenize.self, Eval.self, Convert.self, TokenizerCommand.self, Train.self, Check.self, Runs.self, Bench.self]
     )
 }
