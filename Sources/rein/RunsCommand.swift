@@ -133,8 +133,10 @@ func resolveRun(_ reference: String, in stores: [OpenedStore]) throws -> RunInfo
                 .joined(separator: "\n"))
         }
         let listed = runListing(candidates.map { ($0.store.path, $0.run) })
-        throw CLIError((["'\(reference)' matches more than one run:"] + listed
-                        + ["pass --store FILE to pick one store" + (named.isEmpty ? "" : ", or use the run's id")])
+        var hints: [String] = []
+        if Set(candidates.map(\.store.path)).count > 1 { hints.append("pass --store FILE to pick a store") }
+        if !named.isEmpty { hints.append("'\(reference)' is both an id and a name: give the id of the run you mean") }
+        throw CLIError((["'\(reference)' matches more than one run:"] + listed + [hints.joined(separator: "; ")])
             .joined(separator: "\n"))
     }
     let stages = try found.store.store.stages(runId: found.run.id ?? -1)
