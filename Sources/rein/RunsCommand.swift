@@ -70,7 +70,7 @@ struct RunInfo {
         self.storePath = storePath
         self.run = run
         self.stages = stages
-        processGone = run.status == .running && RunReport.processIsGone(pid: run.pid, host: run.host, currentHost: currentHost)
+        processGone = run.status == .running && ReportText.processIsGone(pid: run.pid, host: run.host, currentHost: currentHost)
         plannedStages = Self.stageCount(recipe: run.recipe)
     }
 
@@ -82,7 +82,7 @@ struct RunInfo {
         Self.duration(from: run.startedAt, to: run.finishedAt, running: run.status == .running, gone: processGone)
     }
 
-    var stageProgress: String { RunReport.stageProgress(stages, planned: plannedStages) }
+    var stageProgress: String { ReportText.stageProgress(stages, planned: plannedStages) }
 
     /// The length of `[from, to]`; to now for live running rows; nil for rows whose process is gone.
     static func duration(from start: Date, to end: Date?, running: Bool, gone: Bool) -> Double? {
@@ -146,8 +146,8 @@ func resolveRun(_ reference: String, in stores: [OpenedStore]) throws -> RunInfo
 /// Indented table lines of `runs` for error messages.
 private func runListing(_ runs: [(store: String, run: Store.Run)]) -> [String] {
     let rows = [["ID", "NAME", "STATUS", "STARTED", "STORE"]]
-        + runs.map { [String($0.run.id ?? 0), $0.run.name, $0.run.status.rawValue, RunReport.shortDate($0.run.startedAt), $0.store] }
-    return RunReport.table(rows, rightAligned: [0]).map { "  " + $0 }
+        + runs.map { [String($0.run.id ?? 0), $0.run.name, $0.run.status.rawValue, ReportText.shortDate($0.run.startedAt), $0.store] }
+    return ReportText.table(rows, rightAligned: [0]).map { "  " + $0 }
 }
 
 /// An optional JSON field written as `null` when absent (synthesized `Encodable` leaves nil fields out).
@@ -201,10 +201,10 @@ struct RunsList: ParsableCommand {
         }
         var rows = [["ID", "NAME", "STATUS", "STARTED", "DURATION", "STAGES", "STORE"]]
         for info in runs {
-            rows.append([String(info.run.id ?? 0), info.run.name, info.statusLabel, RunReport.shortDate(info.run.startedAt),
-                         info.durationSeconds.map(RunReport.duration) ?? "-", info.stageProgress, info.storePath])
+            rows.append([String(info.run.id ?? 0), info.run.name, info.statusLabel, ReportText.shortDate(info.run.startedAt),
+                         info.durationSeconds.map(ReportText.duration) ?? "-", info.stageProgress, info.storePath])
         }
-        Terminal.write(RunReport.table(rows, rightAligned: [0]).joined(separator: "\n") + "\n")
+        Terminal.write(ReportText.table(rows, rightAligned: [0]).joined(separator: "\n") + "\n")
     }
 }
 

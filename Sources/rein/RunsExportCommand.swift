@@ -54,7 +54,7 @@ struct RunsExport: ParsableCommand {
         let wantMetrics = !rollouts, wantRollouts = rollouts || format == .jsonl
 
         if format == .csv {
-            out.write(RunReport.csvRow(rollouts ? Self.rolloutColumns : Self.metricColumns) + "\n")
+            out.write(ReportText.csvRow(rollouts ? Self.rolloutColumns : Self.metricColumns) + "\n")
         }
         if wantMetrics {
             for stage in info.stages {
@@ -62,11 +62,11 @@ struct RunsExport: ParsableCommand {
                     metricCount += 1
                     switch format {
                     case .jsonl:
-                        out.write("{\"type\":\"metric\",\"run_id\":\(runId),\"stage\":\(RunReport.jsonString(stage.stageKey)),"
-                                  + "\"kind\":\(RunReport.jsonString(stage.kind)),\"step\":\(metric.step),"
-                                  + "\"name\":\(RunReport.jsonString(metric.name)),\"value\":\(RunReport.jsonNumber(metric.value))}\n")
+                        out.write("{\"type\":\"metric\",\"run_id\":\(runId),\"stage\":\(ReportText.jsonString(stage.stageKey)),"
+                                  + "\"kind\":\(ReportText.jsonString(stage.kind)),\"step\":\(metric.step),"
+                                  + "\"name\":\(ReportText.jsonString(metric.name)),\"value\":\(ReportText.jsonNumber(metric.value))}\n")
                     case .csv:
-                        out.write(RunReport.csvRow([runId, stage.stageKey, stage.kind, String(metric.step), metric.name,
+                        out.write(ReportText.csvRow([runId, stage.stageKey, stage.kind, String(metric.step), metric.name,
                                                     "\(metric.value)"]) + "\n")
                     }
                 }
@@ -79,15 +79,15 @@ struct RunsExport: ParsableCommand {
             for r in samples {
                 switch format {
                 case .jsonl:
-                    out.write("{\"type\":\"rollout\",\"run_id\":\(runId),\"stage\":\(RunReport.jsonString(stage.stageKey)),"
-                              + "\"kind\":\(RunReport.jsonString(stage.kind)),\"step\":\(r.step),\"idx\":\(r.idx),"
-                              + "\"prompt\":\(RunReport.jsonString(r.prompt)),\"response\":\(RunReport.jsonString(r.response)),"
-                              + "\"response_tokens\":\(r.responseTokens),\"stop_reason\":\(RunReport.jsonString(r.stopReason)),"
-                              + "\"score\":\(RunReport.jsonNumber(r.score)),\"kl\":\(RunReport.jsonNumber(r.kl)),"
-                              + "\"reward\":\(RunReport.jsonNumber(r.reward)),\"policy_version\":\(r.policyVersion)}\n")
+                    out.write("{\"type\":\"rollout\",\"run_id\":\(runId),\"stage\":\(ReportText.jsonString(stage.stageKey)),"
+                              + "\"kind\":\(ReportText.jsonString(stage.kind)),\"step\":\(r.step),\"idx\":\(r.idx),"
+                              + "\"prompt\":\(ReportText.jsonString(r.prompt)),\"response\":\(ReportText.jsonString(r.response)),"
+                              + "\"response_tokens\":\(r.responseTokens),\"stop_reason\":\(ReportText.jsonString(r.stopReason)),"
+                              + "\"score\":\(ReportText.jsonNumber(r.score)),\"kl\":\(ReportText.jsonNumber(r.kl)),"
+                              + "\"reward\":\(ReportText.jsonNumber(r.reward)),\"policy_version\":\(r.policyVersion)}\n")
                 case .csv:
                     let optional = { (x: Double?) in x.map { "\($0)" } ?? "" }
-                    out.write(RunReport.csvRow([runId, stage.stageKey, stage.kind, String(r.step), String(r.idx), r.prompt,
+                    out.write(ReportText.csvRow([runId, stage.stageKey, stage.kind, String(r.step), String(r.idx), r.prompt,
                                                 r.response, String(r.responseTokens), r.stopReason, optional(r.score),
                                                 optional(r.kl), optional(r.reward), String(r.policyVersion)]) + "\n")
                 }

@@ -38,9 +38,9 @@ struct RunsShow: ParsableCommand {
     func render(_ info: RunInfo, _ details: [StageDetail]) -> [String] {
         let run = info.run
         var lines = ["run \(run.id ?? 0) \(run.name): \(info.statusLabel)"]
-        var started = "  started     \(RunReport.shortDate(run.startedAt))"
+        var started = "  started     \(ReportText.shortDate(run.startedAt))"
         if let seconds = info.durationSeconds {
-            started += run.status == .running ? ", running for \(RunReport.duration(seconds))" : ", took \(RunReport.duration(seconds))"
+            started += run.status == .running ? ", running for \(ReportText.duration(seconds))" : ", took \(ReportText.duration(seconds))"
         }
         lines.append(started)
         lines.append("  stages      \(info.stageProgress)")
@@ -101,13 +101,13 @@ struct StageDetail {
 
     func render(processGone: Bool) -> [String] {
         var head = "stage \(stage.stageKey) (\(stage.kind)): \(statusLabel(processGone: processGone))"
-        if let seconds = durationSeconds(processGone: processGone) { head += ", \(RunReport.duration(seconds))" }
+        if let seconds = durationSeconds(processGone: processGone) { head += ", \(ReportText.duration(seconds))" }
         if let steps { head += ", \(steps) step\(steps == 1 ? "" : "s")" }
         var lines = [head]
         let label = { (name: String) in "  " + name.padding(toLength: 12, withPad: " ", startingAt: 0) }
         if !finalMetrics.isEmpty {
-            let items = RunReport.metricOrder(finalMetrics.keys).map { "\($0) \(RunReport.number(finalMetrics[$0]!))" }
-            let wrapped = RunReport.wrap(items, width: 100, indent: String(repeating: " ", count: 14))
+            let items = ReportText.metricOrder(finalMetrics.keys).map { "\($0) \(ReportText.number(finalMetrics[$0]!))" }
+            let wrapped = ReportText.wrap(items, width: 100, indent: String(repeating: " ", count: 14))
             lines += wrapped.enumerated().map { i, line in i == 0 ? label("metrics") + line.dropFirst(14) : line }
         }
         if let checkpoint = latestCheckpoint {
@@ -117,7 +117,7 @@ struct StageDetail {
         var series: [ChartSeries] = []
         if !trainLoss.isEmpty { series.append(ChartSeries(name: "train/loss", mark: "*", points: trainLoss)) }
         if !evalLoss.isEmpty { series.append(ChartSeries(name: "eval/loss", mark: "o", points: evalLoss)) }
-        let chart = RunReport.chart(series)
+        let chart = ReportText.chart(series)
         if !chart.isEmpty { lines += [""] + chart.map { "  " + $0 } }
         return lines
     }

@@ -3,7 +3,7 @@ import Foundation
 import Glibc
 #endif
 
-/// One line of a `RunReport.chart`: a metric's values by step, drawn with `mark`.
+/// One line of a `ReportText.chart`: a metric's values by step, drawn with `mark`.
 public struct ChartSeries {
     /// The legend text, e.g. `train/loss`.
     public var name: String
@@ -22,7 +22,7 @@ public struct ChartSeries {
 
 /// Plain-text pieces of run reports (`rein runs`): durations, numbers, dates, tables, CSV and JSON
 /// fields, and a text chart of metric series. Pure functions, except `processIsGone`.
-public enum RunReport {
+public enum ReportText {
     /// A short duration: `3.2s`, `42s`, `4m05s`, `2h03m`, `3d04h`; negative or non-finite is `0s`.
     public static func duration(_ seconds: Double) -> String {
         guard seconds.isFinite, seconds > 0 else { return "0s" }
