@@ -63,7 +63,7 @@ struct StageDetail {
     let stage: Store.Stage
     /// The run of the stage this one reuses, when it was skipped.
     let reusedRunId: Int64?
-    /// The highest step with a metric.
+    /// The highest step with a metric (0 for stages that only record summary metrics).
     let steps: Int?
     let finalMetrics: [String: Double]
     let checkpoints: [Checkpoint]
@@ -102,7 +102,7 @@ struct StageDetail {
     func render(processGone: Bool) -> [String] {
         var head = "stage \(stage.stageKey) (\(stage.kind)): \(statusLabel(processGone: processGone))"
         if let seconds = durationSeconds(processGone: processGone) { head += ", \(ReportText.duration(seconds))" }
-        if let steps { head += ", \(steps) step\(steps == 1 ? "" : "s")" }
+        if let steps, steps > 0 { head += ", \(steps) step\(steps == 1 ? "" : "s")" }
         var lines = [head]
         let label = { (name: String) in "  " + name.padding(toLength: 12, withPad: " ", startingAt: 0) }
         if !finalMetrics.isEmpty {
