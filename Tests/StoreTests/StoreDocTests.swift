@@ -109,6 +109,13 @@ private func sampleStore(_ path: String) throws -> RunStore {
     // The latest checkpoint of each stage.
     let checkpoints = try answer("FROM checkpoint c JOIN stage s")
     #expect(checkpoints.map { $0["path"] as String } == ["runs/quickstart/sft/model", "runs/quickstart/dpo/checkpoints/last"])
+    // The loss of a skipped stage is that of the stage it reuses: run 2's sft shows run 1's 20 steps.
+    let lossQuery = try #require(queries.first { $0.contains("m.name = 'train/loss'") && $0.contains("COALESCE") })
+    let reusedLoss = try store.dbPool.read { db in
+        try Row.fetchAll(db, sql: lossQuery.replacingOccurrences(of: "(SELECT MAX(id) FROM run)", with: "2"))
+    }
+    #expect(reusedLoss.map { $0["step"] as Int } == Array(1...20))
+    #expect(try answer("m.name = 'train/loss'\nORDER BY m.step").count == 5)
     // Run 2's skipped sft reads run 1's metrics, so its change is zero; dpo improved.
     let compared = try answer("COALESCE(reusedStageId, id)")
     #expect(compared.map { $0["stageKey"] as String } == ["dpo", "sft"])
