@@ -7,7 +7,7 @@ struct Rein: ParsableCommand {
         commandName: "rein",
         abstract: "RLHF alignment on your own machine: pretrain, SFT, reward models, PPO and DPO.",
         version: "0.1.0",
-        subcommands: [RunRecipe.self, Check.self, Generate.self, Chat.self, Tokenize.self, Eval.self, Convert.self, TokenizerCommand.self,
-                      Train.self, DataCommand.self, Bench.self]
+        subcommands: [RunRecipe.self, Runs.self, Check.self, Generate.self, Chat.self, Tokenize.self, Eval.self, Convert.self,
+                      TokenizerCommand.self, Train.self, DataCommand.self, Bench.self]
     )
 }

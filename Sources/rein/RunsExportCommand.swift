@@ -1,0 +1,152 @@
+import ArgumentParser
+import Foundation
+import Store
+
+/// `rein runs export RUN --format jsonl|csv`: a run's metrics and rollouts as text.
+struct RunsExport: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Export every metric (and rollout) of a run's stages as JSON Lines or CSV.",
+        discussion: """
+        jsonl: one JSON object per line, every metric of every stage (in stage and step order), then \
+        every rollout. Metric lines: {"type": "metric", run_id, stage, kind, step, name, value}. Rollout \
+        lines: {"type": "rollout", run_id, stage, kind, step, idx, prompt, response, response_tokens, \
+        stop_reason, score, kl, reward, policy_version}. NaN, infinities and unmeasured rollout fields \
+        are null.
+
+        csv: one table with a header row, quoted per RFC 4180 (fields with commas, quotes or line \
+        breaks). By default the metrics, columns run_id, stage, kind, step, name, value (NaN is nan); \
+        with --rollouts the rollouts instead, columns run_id, stage, kind, step, idx, prompt, response, \
+        response_tokens, stop_reason, score, kl, reward, policy_version (unmeasured fields empty).
+
+        --rollouts with jsonl writes only the rollouts.
+        """
+    )
+
+    enum Format: String, CaseIterable, ExpressibleByArgument {
+        case jsonl, csv
+    }
+
+    @Argument(help: ArgumentHelp("The run: its id, or its name (the newest run with that name).", valueName: "run"))
+    var runReference: String
+
+    @Option(help: "jsonl (metrics and rollouts, one object per line) or csv (one table).")
+    var format: Format
+
+    @Option(help: ArgumentHelp("Write to this file instead of stdout.", valueName: "file"))
+    var output: String?
+
+    @Flag(help: "Export the rollouts instead of the metrics.")
+    var rollouts = false
+
+    @OptionGroup var stores: StoreOptions
+
+    func run() throws {
+        let opened = try stores.open()
+        let info = try resolveRun(runReference, in: opened)
+        guard let store = opened.first(where: { $0.path == info.storePath })?.store else { return }
+        if let output, opened.contains(where: { Self.samePath($0.path, output) }) {
+            throw CLIError("\(output): is a run store; pick another --output file")
+        }
+        let out = try ExportOutput(path: output)
+        let runId = String(info.run.id ?? 0)
+        var metricCount = 0, rolloutCount = 0
+        let wantMetrics = !rollouts, wantRollouts = rollouts || format == .jsonl
+
+        if format == .csv {
+            out.write(ReportText.csvRow(rollouts ? Self.rolloutColumns : Self.metricColumns) + "\n")
+        }
+        if wantMetrics {
+            for stage in info.stages {
+                for metric in try store.metrics(stageId: stage.id ?? -1) {
+                    metricCount += 1
+                    switch format {
+                    case .jsonl:
+                        out.write("{\"type\":\"metric\",\"run_id\":\(runId),\"stage\":\(ReportText.jsonString(stage.stageKey)),"
+                                  + "\"kind\":\(ReportText.jsonString(stage.kind)),\"step\":\(metric.step),"
+                                  + "\"name\":\(ReportText.jsonString(metric.name)),\"value\":\(ReportText.jsonNumber(metric.value))}\n")
+                    case .csv:
+                        out.write(ReportText.csvRow([runId, stage.stageKey, stage.kind, String(metric.step), metric.name,
+                                                    "\(metric.value)"]) + "\n")
+                    }
+                }
+            }
+        }
+        for stage in info.stages {
+            let samples = try store.rollouts(stageId: stage.id ?? -1)
+            rolloutCount += samples.count
+            guard wantRollouts else { continue }
+            for r in samples {
+                switch format {
+                case .jsonl:
+                    out.write("{\"type\":\"rollout\",\"run_id\":\(runId),\"stage\":\(ReportText.jsonString(stage.stageKey)),"
+                              + "\"kind\":\(ReportText.jsonString(stage.kind)),\"step\":\(r.step),\"idx\":\(r.idx),"
+                              + "\"prompt\":\(ReportText.jsonString(r.prompt)),\"response\":\(ReportText.jsonString(r.response)),"
+                              + "\"response_tokens\":\(r.responseTokens),\"stop_reason\":\(ReportText.jsonString(r.stopReason)),"
+                              + "\"score\":\(ReportText.jsonNumber(r.score)),\"kl\":\(ReportText.jsonNumber(r.kl)),"
+                              + "\"reward\":\(ReportText.jsonNumber(r.reward)),\"policy_version\":\(r.policyVersion)}\n")
+                case .csv:
+                    let optional = { (x: Double?) in x.map { "\($0)" } ?? "" }
+                    out.write(ReportText.csvRow([runId, stage.stageKey, stage.kind, String(r.step), String(r.idx), r.prompt,
+                                                r.response, String(r.responseTokens), r.stopReason, optional(r.score),
+                                                optional(r.kl), optional(r.reward), String(r.policyVersion)]) + "\n")
+                }
+            }
+        }
+        try out.finish()
+
+        let what = [wantMetrics ? count(metricCount, "metric") : nil, wantRollouts ? count(rolloutCount, "rollout") : nil]
+            .compactMap { $0 }.joined(separator: " and ")
+        if let output { Terminal.note("wrote \(what) of run \(runId) (\(info.run.name)) to \(output)") }
+        if !wantRollouts && rolloutCount > 0 {
+            Terminal.note("run \(runId) also has \(count(rolloutCount, "rollout")); export them with --rollouts")
+        }
+    }
+
+    static let metricColumns = ["run_id", "stage", "kind", "step", "name", "value"]
+    static let rolloutColumns = ["run_id", "stage", "kind", "step", "idx", "prompt", "response", "response_tokens",
+                                 "stop_reason", "score", "kl", "reward", "policy_version"]
+
+    /// Whether two paths name one file (after resolving `.`, `..` and symlinks).
+    static func samePath(_ a: String, _ b: String) -> Bool {
+        URL(fileURLWithPath: a).resolvingSymlinksInPath().path == URL(fileURLWithPath: b).resolvingSymlinksInPath().path
+    }
+}
+
+/// Buffered writes to a file (created or truncated) or to stdout.
+final class ExportOutput {
+    private let handle: FileHandle
+    private let path: String?
+    private var buffer = Data()
+    private var failure: Error?
+
+    init(path: String?) throws {
+        self.path = path
+        guard let path else {
+            handle = FileHandle.standardOutput
+            return
+        }
+        guard FileManager.default.createFile(atPath: path, contents: nil), let file = FileHandle(forWritingAtPath: path) else {
+            throw CLIError("\(path): cannot create the file")
+        }
+        handle = file
+    }
+
+    func write(_ text: String) {
+        buffer.append(contentsOf: text.utf8)
+        if buffer.count >= 1 << 16 { flush() }
+    }
+
+    private func flush() {
+        guard failure == nil, !buffer.isEmpty else { return }
+        do { try handle.write(contentsOf: buffer) } catch { failure = error }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    /// Writes what is buffered and closes a file; throws the first write error.
+    func finish() throws {
+        flush()
+        if path != nil { try? handle.close() }
+        if let failure { throw CLIError("\(path ?? "stdout"): write failed: \(failure)") }
+    }
+}
