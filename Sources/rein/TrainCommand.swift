@@ -36,6 +36,10 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("batch-size"), help: "Examples (or pairs) per micro-batch.") var batchSize: Int?
     @Option(help: "Threads for OpenBLAS and the kernels.") var threads: Int?
     @Option(help: "A SQLite run store to record the run, the stage and every metric in (see docs/store.md).") var store: String?
+    @Option(name: .customLong("init-config"), help: ArgumentHelp("Train a fresh model instead of --model: a JSON file of config.json keys (model_type, n_layer, n_embd, ...); needs --tokenizer.", valueName: "file"))
+    var initConfig: String?
+    @Option(help: ArgumentHelp("The tokenizer directory (or tokenizer.json) of a fresh --init-config model.", valueName: "path"))
+    var tokenizer: String?
 
     func run() throws {
         if let threads { Threads.set(threads) }
@@ -55,6 +59,19 @@ struct Train: ParsableCommand {
             }
         }
         if let model { settings.model = model }
+        var start: StartingModel?
+        if let initConfig {
+            guard let tokenizer else { throw CLIError("--init-config needs --tokenizer (the fresh model's vocabulary)") }
+            guard let data = FileManager.default.contents(atPath: initConfig),
+                  (try? JSONSerialization.jsonObject(with: data)) is [String: Any] else {
+                throw CLIError("\(initConfig): expected a JSON object of config.json keys")
+            }
+            guard FileManager.default.fileExists(atPath: tokenizer) else { throw CLIError("--tokenizer: \(tokenizer) does not exist") }
+            start = .initialize(configJSON: String(decoding: data, as: UTF8.self), tokenizer: tokenizer)
+            settings.model = initConfig
+        } else if tokenizer != nil {
+            throw CLIError("--tokenizer is only used with --init-config")
+        }
         if let data { settings.data = data }
         if let outputDir { settings.outputDir = outputDir }
         if let maxSteps { settings.maxSteps = maxSteps }
@@ -67,6 +84,7 @@ struct Train: ParsableCommand {
             .compactMap { key, path in path.flatMap { FileManager.default.fileExists(atPath: $0) ? nil : "\(key): \($0) does not exist" } }
         guard missing.isEmpty else { throw CLIError(missing.map { (config ?? "flags") + ": " + $0 }.joined(separator: "\n")) }
         var runner = StageRunner(kind: kind, settings: settings)
+        runner.start = start
         guard let store else { return try runner.run() }
         // Record the run: a run row, one stage row, its metrics through the sink, and the final status.
         let db = try RunStore(path: store)
@@ -111,6 +129,8 @@ struct StageRunner {
     let settings: StageConfig
     /// Where metrics go (the run store), if anywhere.
     var sink: MetricsSink?
+    /// A fresh model to train instead of loading `settings.model`.
+    var start: StartingModel?
 
     init(kind: StageKind, settings: StageConfig) {
         self.kind = kind
@@ -122,7 +142,7 @@ struct StageRunner {
 
     func run() throws {
         let started = Date()
-        var executor = StageExecutor(kind: kind, settings: settings, startingModel: .load(settings.model!),
+        var executor = StageExecutor(kind: kind, settings: settings, startingModel: start ?? .load(settings.model!),
                                      outputDirectory: outputDirectory)
         executor.sink = sink
         var lastLog = 0
