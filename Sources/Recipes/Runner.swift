@@ -395,6 +395,13 @@ public final class RecipeRunner {
         var executor = StageExecutor(kind: kind, settings: settings, startingModel: start, outputDirectory: stageDirectory(stage))
         executor.sink = sink
         let store = self.store!
+        executor.onSamples = { step, samples in
+            // Every evaluation reply is visible in the store (rollout rows; score 1 when exactly right).
+            try store.record(rollouts: samples.enumerated().map { i, s in
+                Rollout(stageId: stageId, step: step, idx: i, prompt: s.prompt, response: s.reply, responseTokens: s.tokens,
+                        stopReason: s.stopReason, score: s.correct ? 1 : 0, policyVersion: step)
+            })
+        }
         executor.onCheckpoint = { kindName, step, directory in
             try store.recordCheckpoint(stageId: stageId, kind: kindName, step: step, path: directory.path)
         }

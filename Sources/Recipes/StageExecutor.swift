@@ -50,6 +50,8 @@ public struct StageExecutor {
     public var onCheckpoint: ((String, Int, URL) throws -> Void)?
     /// Sees notes and steps; returning false stops training after the current step (a checkpoint is written).
     public var onEvent: (StageEvent) -> Bool = { _ in true }
+    /// Receives the exact-match generations (before the first step, at step 0, and after the last).
+    public var onSamples: ((_ step: Int, _ samples: [ExactMatchSet.Sample]) throws -> Void)?
 
     /// A stage of `kind` with `settings` (paths in it already resolved) starting from `startingModel`.
     public init(kind: StageKind, settings: StageConfig, startingModel: StartingModel, outputDirectory: URL) {
@@ -132,7 +134,9 @@ public struct StageExecutor {
         if kind == .reward && model.scoreHead == nil { model.addScoreHead(rng: &rng) }
         var before: Double?
         if let evalSet, kind == .sft || kind == .dpo || kind == .pretrain {
-            before = evalSet.accuracy(lm, maxNewTokens: settings.evalMaxNewTokens)
+            let samples = evalSet.samples(lm, maxNewTokens: settings.evalMaxNewTokens)
+            try onSamples?(0, samples)
+            before = ExactMatchSet.accuracy(samples)
             sink?.record(step: 0, name: "eval/exact_match", value: before!)
             note("exact match before: \(percent(before!)) of \(evalSet.count) held-out prompts")
         }
@@ -193,7 +197,9 @@ public struct StageExecutor {
         }
         var exactMatch: (Double, Double)?
         if let evalSet, let before {
-            let after = evalSet.accuracy(lm, maxNewTokens: settings.evalMaxNewTokens)
+            let samples = evalSet.samples(lm, maxNewTokens: settings.evalMaxNewTokens)
+            try onSamples?(summary.steps, samples)
+            let after = ExactMatchSet.accuracy(samples)
             sink?.record(step: summary.steps, name: "eval/exact_match", value: after)
             summary.validation["exact_match"] = after
             exactMatch = (before, after)
@@ -258,8 +264,41 @@ public struct ExactMatchSet {
 
     /// The fraction of prompts whose greedy reply, trimmed, equals the answer.
     public func accuracy(_ lm: LanguageModel, maxNewTokens: Int, batchSize: Int = 32) -> Double {
-        let replies = self.replies(lm, maxNewTokens: maxNewTokens, batchSize: batchSize)
-        return Double(zip(replies, answers).filter { $0 == $1 }.count) / Double(prompts.count)
+        Self.accuracy(samples(lm, maxNewTokens: maxNewTokens, batchSize: batchSize))
+    }
+
+    /// The fraction of correct samples.
+    public static func accuracy(_ samples: [Sample]) -> Double {
+        samples.isEmpty ? 0 : Double(samples.filter(\.correct).count) / Double(samples.count)
+    }
+
+    /// One greedy reply and whether it is right.
+    public struct Sample: Sendable {
+        public var prompt: String
+        public var reply: String
+        public var answer: String
+        public var tokens: Int
+        public var stopReason: String
+        public var correct: Bool { reply == answer }
+    }
+
+    /// The greedy reply to every prompt, with its length and why it stopped.
+    public func samples(_ lm: LanguageModel, maxNewTokens: Int, batchSize: Int = 32) -> [Sample] {
+        Autograd.withoutGrad {
+            let generator = Generator(model: lm.model, padId: 0) { lm.tokenizer.decode($0, skipSpecial: true) }
+            let options = SamplingOptions(temperature: 0, maxNewTokens: maxNewTokens, stopTokens: lm.stopTokenIds)
+            var rng = RNG(seed: 0)
+            var out: [Sample] = []
+            for start in stride(from: 0, to: prompts.count, by: batchSize) {
+                let end = min(start + batchSize, prompts.count)
+                let generated = generator.generate(prompts: Array(prompts[start..<end]), options: options, rng: &rng)
+                for (i, g) in generated.enumerated() {
+                    out.append(Sample(prompt: promptTexts[start + i], reply: g.text.trimmingCharacters(in: .whitespacesAndNewlines),
+                                      answer: answers[start + i], tokens: g.tokens.count, stopReason: g.stopReason.rawValue))
+                }
+            }
+            return out
+        }
     }
 
     /// The greedy reply to every prompt, trimmed of surrounding whitespace.

@@ -190,7 +190,7 @@ struct RunView {
                       "stages": r.stages.map { ["stage": $0.stage, "skipped": $0.skipped, "after": $0.after] as [String: Any] }]
         }
         for (k, v) in object { if let d = v as? Double, !d.isFinite { object[k] = String(d) } }
-        if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) {
+        if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) {
             Terminal.write(String(decoding: data, as: UTF8.self) + "\n")
         }
     }

@@ -131,6 +131,14 @@ func metricRows(_ storePath: String) throws -> [String: Double] {
     let checkpoints = try store.checkpoints(stageId: preStage.id!)
     #expect(checkpoints.filter { $0.kind == "last" }.map(\.step) == [3, 6, 9, 12])
     #expect(checkpoints.contains { $0.kind == "final" && $0.step == 12 })
+    // The exact-match replies are in the store: 12 prompts before SFT (step 0) and 12 after (step 6),
+    // each scored 1 when right, agreeing with the recorded accuracy.
+    let sftStage = try #require(runs.first { $0.run.id == report.runId }?.stages.first { $0.stageKey == "sft" })
+    let rollouts = try store.rollouts(stageId: sftStage.id!)
+    #expect(rollouts.filter { $0.step == 0 }.count == 12 && rollouts.filter { $0.step == 6 }.count == 12)
+    let after = rollouts.filter { $0.step == 6 }
+    #expect(after.map { $0.score ?? -1 }.reduce(0, +) / 12 == sft.after["eval/exact_match"])
+    #expect(after.allSatisfy { ["eos", "length"].contains($0.stopReason) && $0.prompt.contains("What is") })
 }
 
 @Test func changedSettingsRerunTheStageAndEverythingAfterIt() throws {
