@@ -299,7 +299,7 @@ public final class RecipeRunner {
             }
         } catch {
             _ = try? store.setStageStatus(stageId, .failed)
-            throw error
+            throw RunnerError("stage \(stage.id) (\(stage.kind.rawValue)) failed: \(error)")
         }
         if interrupted {
             try store.setStageStatus(stageId, .interrupted)

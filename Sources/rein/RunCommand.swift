@@ -58,7 +58,7 @@ struct RunRecipe: ParsableCommand {
             report = try runner.run()
         } catch {
             view.endLine()
-            throw CLIError("\(error)")
+            throw CLIError("\(error)\n(completed stages are kept: `rein run \(recipe)` again continues from the failed stage)")
         }
         if report.status == .interrupted {
             Terminal.note("run \(report.runId) interrupted; `rein run \(recipe)` resumes it from the last checkpoint")
