@@ -40,17 +40,21 @@ struct BenchTrain: ParsableCommand {
         for (label, config, length, lora) in shapes {
             print("")
             print("\(label), batch 8, ~\(length) tokens per sequence:")
-            let sft = try measure(config: config, length: length, stage: .sft, lora: lora)
-            print("  SFT:    \(fmt(sft, 10, 0)) tokens/s")
-            let reward = try measure(config: config, length: length, stage: .reward, lora: lora)
+            // The trainer counts the tokens that carry loss (the completions: 3/4 of each sequence
+            // here); throughput figures elsewhere (TRL's) count every token of the batch.
+            var ratio = 1.0
+            let sft = try measure(config: config, length: length, stage: .sft, lora: lora, allTokensPerLossToken: &ratio)
+            print("  SFT:    \(fmt(sft * ratio, 10, 0)) tokens/s (\(fmt(sft, 0, 0)) completion tokens/s)")
+            let reward = try measure(config: config, length: length, stage: .reward, lora: lora, allTokensPerLossToken: &ratio)
             print("  reward: \(fmt(reward, 10, 1)) pairs/s")
-            let dpo = try measure(config: config, length: length, stage: .dpo, lora: lora)
+            let dpo = try measure(config: config, length: length, stage: .dpo, lora: lora, allTokensPerLossToken: &ratio)
             print("  DPO:    \(fmt(dpo, 10, 1)) pairs/s")
         }
     }
 
     /// Median items/s over the measured steps of one stage on synthetic data.
-    func measure(config: ModelConfig, length: Int, stage: StageKind, lora: LoRAConfig?) throws -> Double {
+    func measure(config: ModelConfig, length: Int, stage: StageKind, lora: LoRAConfig?,
+                 allTokensPerLossToken: inout Double) throws -> Double {
         var rng = RNG(seed: 11)
         let model = DecoderModel(config: config, rng: &rng)
         if stage == .reward { model.addScoreHead(rng: &rng) }
@@ -74,6 +78,9 @@ struct BenchTrain: ParsableCommand {
         switch stage {
         case .sft, .pretrain:
             let data = (0..<64).map { _ in example(length - rng.int(below: variation), prompt: length / 4) }
+            let collated = collator.collate(data)
+            let lossTokens = collated.labels.filter { $0 != Batch.ignoreIndex }.count
+            allTokensPerLossToken = Double(data.reduce(0) { $0 + $1.count }) / Double(max(1, lossTokens))
             _ = try Stages.sft(model: model, train: data, validation: [], collator: collator, batchSize: 8, config: trainer, progress: record)
         case .reward, .dpo:
             let pairs = (0..<64).map { _ -> TokenizedPair in
