@@ -1,4 +1,5 @@
 import Foundation
+import Recipes
 import Store
 import Testing
 
@@ -131,4 +132,30 @@ func anInvalidRecipeWritesNothing() throws {
     #expect(message.contains("nothing was run"))
     // No store, no output directory.
     #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("runs").path))
+}
+
+@Test(.enabled(if: reinBinary != nil, "the rein executable is built by swift test"))
+func trainPretrainFromAFreshConfigOnTheCommandLine() throws {
+    let dir = try tempDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    // A tokenizer and text from a tiny recipe's first two stages.
+    let text = tinyRecipe().components(separatedBy: "  - id: pre")[0]
+    let runner = RecipeRunner(recipe: try Recipe.parse(yaml: text, baseDirectory: dir), recipeText: text)
+    runner.shouldStop = { false }
+    _ = try runner.run()
+    let config = #"{"model_type": "llama", "num_hidden_layers": 1, "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 48}"#
+    try Data(config.utf8).write(to: dir.appendingPathComponent("init.json"))
+    let process = try startRein(["train", "pretrain", "--init-config", "init.json", "--tokenizer", "runs/tiny/tok",
+                                 "--data", "runs/tiny/data/pretrain.txt", "--max-steps", "3", "--output-dir", "fresh", "--threads", "1"], in: dir)
+    process.waitUntilExit()
+    #expect(process.terminationStatus == 0)
+    let saved = try String(contentsOf: dir.appendingPathComponent("fresh/model/config.json"), encoding: .utf8)
+    let object = try #require(try JSONSerialization.jsonObject(with: Data(saved.utf8)) as? [String: Any])
+    #expect(object["model_type"] as? String == "llama" && object["num_hidden_layers"] as? Int == 1)
+    #expect((object["vocab_size"] as? Int ?? 0) > 256)   // from the trained tokenizer
+    #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("fresh/model/tokenizer.json").path))
+
+    let missing = try startRein(["train", "pretrain", "--init-config", "init.json", "--data", "runs/tiny/data/pretrain.txt"], in: dir)
+    missing.waitUntilExit()
+    #expect(missing.terminationStatus != 0)
 }
