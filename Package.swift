@@ -57,7 +57,7 @@ let package = Package(
         ),
         .target(name: "Training", dependencies: ["TensorCore", "Optimizers", "NN"]),
         .target(name: "Alignment", dependencies: ["TensorCore", "NN", "Training", "Datasets"]),
-        .target(name: "Store", dependencies: [.product(name: "GRDB", package: "GRDB.swift"), "Training"]),
+        .target(name: "Store", dependencies: [.product(name: "GRDB", package: "GRDB.swift"), "TensorCore", "Training"]),
         .target(name: "Recipes", dependencies: [
             "Alignment", "Checkpoints", "Datasets", "Generation", "NN", "Store", "TensorCore", "Tokenizers", "Training",
             .product(name: "Yams", package: "Yams"),

@@ -62,10 +62,7 @@ enum ChatCorpusTask {
         let validation = Array(all[0..<validationCount])
         let eval = Array(all[validationCount..<heldOut])
         let training = Array(all[heldOut...])
-        func json(_ s: String) -> String {
-            let data = (try? JSONSerialization.data(withJSONObject: [s], options: [.withoutEscapingSlashes])) ?? Data("[\"\"]".utf8)
-            return String(String(decoding: data, as: UTF8.self).dropFirst().dropLast())
-        }
+        let json = SyntheticData.jsonString
         func user(_ q: String) -> String { "[{\"role\":\"user\",\"content\":\(json(q))}]" }
         func assistant(_ a: String) -> String { "[{\"role\":\"assistant\",\"content\":\(json(a))}]" }
         func sft(_ p: (String, String)) -> String {

@@ -300,22 +300,6 @@ public struct ExactMatchSet {
             return out
         }
     }
-
-    /// The greedy reply to every prompt, trimmed of surrounding whitespace.
-    public func replies(_ lm: LanguageModel, maxNewTokens: Int, batchSize: Int = 32) -> [String] {
-        Autograd.withoutGrad {
-            let generator = Generator(model: lm.model, padId: 0) { lm.tokenizer.decode($0, skipSpecial: true) }
-            let options = SamplingOptions(temperature: 0, maxNewTokens: maxNewTokens, stopTokens: lm.stopTokenIds)
-            var rng = RNG(seed: 0)
-            var out: [String] = []
-            for start in stride(from: 0, to: prompts.count, by: batchSize) {
-                let end = min(start + batchSize, prompts.count)
-                let generated = generator.generate(prompts: Array(prompts[start..<end]), options: options, rng: &rng)
-                out += generated.map { $0.text.trimmingCharacters(in: .whitespacesAndNewlines) }
-            }
-            return out
-        }
-    }
 }
 
 /// An error of the runner with a message for the user.

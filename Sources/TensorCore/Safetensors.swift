@@ -485,8 +485,8 @@ public enum Safetensors {
 
         var fields: [String] = []
         if !metadata.isEmpty {
-            let pairs = metadata.sorted { $0.key < $1.key }.map { jsonString($0.key) + ":" + jsonString($0.value) }
-            fields.append(jsonString("__metadata__") + ":{" + pairs.joined(separator: ",") + "}")
+            let pairs = metadata.sorted { $0.key < $1.key }.map { JSONText.quoted($0.key) + ":" + JSONText.quoted($0.value) }
+            fields.append(JSONText.quoted("__metadata__") + ":{" + pairs.joined(separator: ",") + "}")
         }
         var offset = 0
         for item in items {
@@ -495,7 +495,7 @@ public enum Safetensors {
             case let .ints(v): (.i32, v.count)
             }
             let shape = item.shape.map(String.init).joined(separator: ",")
-            fields.append(jsonString(item.name) + ":{\"dtype\":\"\(dtype.rawValue)\",\"shape\":[\(shape)],"
+            fields.append(JSONText.quoted(item.name) + ":{\"dtype\":\"\(dtype.rawValue)\",\"shape\":[\(shape)],"
                 + "\"data_offsets\":[\(offset),\(offset + count * 4)]}")
             offset += count * 4
         }
@@ -518,22 +518,5 @@ public enum Safetensors {
         } catch {
             throw .writeFailed(file: path, reason: error.reason)
         }
-    }
-
-    /// `s` as a JSON string literal.
-    private static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        return out + "\""
     }
 }

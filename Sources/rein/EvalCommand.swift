@@ -101,13 +101,11 @@ struct EvalExactMatch: ParsableCommand {
         let lm = try LanguageModel.load(model.model)
         let builder = try ExampleBuilder(tokenizer: lm.tokenizer, template: lm.chatTemplate, eosTokenID: lm.eosTokenId ?? lm.tokenizer.id(forToken: "<|endoftext|>"))
         let set = try ExactMatchSet(path: data, builder: builder)
-        let replies = set.replies(lm, maxNewTokens: maxNewTokens)
-        var wrong = 0
-        for (i, reply) in replies.enumerated() where reply != set.answers[i] {
-            if wrong < show { print("  \(set.promptTexts[i])  ->  \(reply.debugDescription)  (answer \(set.answers[i].debugDescription))") }
-            wrong += 1
+        let samples = set.samples(lm, maxNewTokens: maxNewTokens)
+        for s in samples.lazy.filter({ !$0.correct }).prefix(show) {
+            print("  \(s.prompt)  ->  \(s.reply.debugDescription)  (answer \(s.answer.debugDescription))")
         }
-        let right = replies.count - wrong
-        print("exact match: \(right)/\(replies.count) = \(String(format: "%.1f", 100 * Double(right) / Double(replies.count)))%")
+        let right = samples.filter(\.correct).count
+        print("exact match: \(right)/\(samples.count) = \(String(format: "%.1f", 100 * Double(right) / Double(samples.count)))%")
     }
 }
