@@ -361,7 +361,7 @@ public final class RecipeRunner {
 
     func trainTokenizer(_ config: TokenizerStageConfig, output: URL) throws -> [String: Double] {
         let path = try resolve(config.data!)
-        let texts = try CorpusText.texts(of: path)
+        let texts = try TextCorpus.texts(of: path)
         let preTokenizer: PreTokenizer = config.preTokenizer == "smollm2" ? .smolLM2 : .gpt2
         let trainer = BPETrainer(vocabularySize: config.vocabSize, minFrequency: config.minFrequency,
                                  specialTokens: config.specialTokens, preTokenizer: preTokenizer)
@@ -416,29 +416,5 @@ public final class RecipeRunner {
         let outcome = try executor.run()
         try sink.flush()
         return outcome
-    }
-}
-
-/// Texts of a corpus file for tokenizer training: `.txt` whole, `.jsonl` by each line's `text`
-/// (or its messages' contents).
-public enum CorpusText {
-    public static func texts(of path: String) throws -> [String] {
-        guard let data = FileManager.default.contents(atPath: path) else { throw RunnerError("\(path): cannot read the file") }
-        guard path.hasSuffix(".jsonl") else { return [String(decoding: data, as: UTF8.self)] }
-        var texts: [String] = []
-        for (index, line) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
-            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
-            guard let object = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any] else {
-                throw RunnerError("\(path):\(index + 1): not a JSON object")
-            }
-            if let text = object["text"] as? String {
-                texts.append(text)
-            } else if let messages = object["messages"] as? [[String: Any]] {
-                texts += messages.compactMap { $0["content"] as? String }
-            } else {
-                throw RunnerError("\(path):\(index + 1): text: expected a string (or messages)")
-            }
-        }
-        return texts
     }
 }

@@ -262,11 +262,6 @@ public struct ExactMatchSet {
         promptTexts = texts
     }
 
-    /// The fraction of prompts whose greedy reply, trimmed, equals the answer.
-    public func accuracy(_ lm: LanguageModel, maxNewTokens: Int, batchSize: Int = 32) -> Double {
-        Self.accuracy(samples(lm, maxNewTokens: maxNewTokens, batchSize: batchSize))
-    }
-
     /// The fraction of correct samples.
     public static func accuracy(_ samples: [Sample]) -> Double {
         samples.isEmpty ? 0 : Double(samples.filter(\.correct).count) / Double(samples.count)

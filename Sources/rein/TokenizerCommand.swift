@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Recipes
 import Tokenizers
 
 /// `rein tokenizer ...`: making tokenizers.

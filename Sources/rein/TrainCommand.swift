@@ -93,7 +93,7 @@ struct Train: ParsableCommand {
         let configJSON = String(decoding: try encoder.encode(settings), as: UTF8.self)
         let run = try db.createRun(name: "train-\(kind.rawValue)", recipe: configJSON, seed: Int64(bitPattern: settings.seed))
         let stage = try db.createStage(runId: run.id!, stageKey: kind.rawValue, kind: kind.rawValue, configJSON: configJSON,
-                                       configHash: String(UInt64(bitPattern: Int64(configJSON.hashValueStable)), radix: 16))
+                                       configHash: String(Recipe.configHash(settings), radix: 16))
         let sink = StoreMetricsSink(store: db, stageId: stage.id!)
         runner.sink = sink
         do {
@@ -186,12 +186,3 @@ struct StageRunner {
 }
 
 extension StageKind: ExpressibleByArgument {}
-
-extension String {
-    /// FNV-1a over the UTF-8 bytes: stable across processes, unlike `hashValue`.
-    var hashValueStable: Int {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return Int(bitPattern: UInt(h))
-    }
-}

@@ -1,19 +1,18 @@
-import ArgumentParser
 import Foundation
 import Tokenizers
 
 /// Reading the texts of data files: `.txt` (the whole file is one text), `.jsonl` (one
 /// `{"text": ...}` object per line) and ChatterBot `.yml` corpora (one text per utterance).
-enum TextCorpus {
+public enum TextCorpus {
     /// The kinds of file `texts(of:)` reads.
-    static let extensions = ["txt", "jsonl", "yml"]
+    public static let extensions = ["txt", "jsonl", "yml"]
 
     /// The texts of one file, by its extension, which must be one of `accepted`.
-    static func texts(of path: String, accepted: [String] = extensions) throws -> [String] {
+    public static func texts(of path: String, accepted: [String] = extensions) throws -> [String] {
         let ext = URL(fileURLWithPath: path).pathExtension.lowercased()
         guard accepted.contains(ext) else {
             let kinds = accepted.map { "." + $0 }
-            throw CLIError("\(path): expected a \(kinds.dropLast().joined(separator: ", ")) or \(kinds.last!) file")
+            throw RunnerError("\(path): expected a \(kinds.dropLast().joined(separator: ", ")) or \(kinds.last!) file")
         }
         switch ext {
         case "jsonl": return try jsonlTexts(path)
@@ -35,11 +34,11 @@ enum TextCorpus {
             do {
                 object = try JSONSerialization.jsonObject(with: Data(line), options: [.fragmentsAllowed])
             } catch {
-                throw CLIError("\(location): not valid JSON")
+                throw RunnerError("\(location): not valid JSON")
             }
-            guard let record = object as? [String: Any] else { throw CLIError("\(location): expected a JSON object with a \"text\" field") }
-            guard let value = record["text"] else { throw CLIError("\(location): missing the field \"text\"") }
-            guard let text = value as? String else { throw CLIError("\(location): the field \"text\" must be a string, found \(jsonKind(value))") }
+            guard let record = object as? [String: Any] else { throw RunnerError("\(location): expected a JSON object with a \"text\" field") }
+            guard let value = record["text"] else { throw RunnerError("\(location): missing the field \"text\"") }
+            guard let text = value as? String else { throw RunnerError("\(location): the field \"text\" must be a string, found \(jsonKind(value))") }
             texts.append(text)
         }
         return texts
@@ -48,9 +47,9 @@ enum TextCorpus {
     /// A file's bytes, or an error naming it.
     static func contents(_ path: String) throws -> Data {
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw CLIError("\(path): no such file") }
-        guard !isDirectory.boolValue else { throw CLIError("\(path): is a directory, expected a file") }
-        guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("\(path): cannot be read") }
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw RunnerError("\(path): no such file") }
+        guard !isDirectory.boolValue else { throw RunnerError("\(path): is a directory, expected a file") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw RunnerError("\(path): cannot be read") }
         return data
     }
 
