@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .systemLibrary(
@@ -61,6 +62,7 @@ let package = Package(
         .target(name: "Recipes", dependencies: [
             "Alignment", "Checkpoints", "Datasets", "Generation", "NN", "Store", "TensorCore", "Tokenizers", "Training",
             .product(name: "Yams", package: "Yams"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "Checkpoints", dependencies: ["TensorCore", "NN", "Tokenizers"], swiftSettings: numericSettings),
         .executableTarget(
@@ -68,7 +70,6 @@ let package = Package(
             dependencies: [
                 "TensorCore", "Optimizers", "Tokenizers", "NN", "Generation", "Checkpoints", "Datasets", "Training", "Alignment", "Store",
                 "Recipes",
-                .product(name: "Yams", package: "Yams"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -81,7 +82,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "NN", "Optimizers", "TensorCore"]),
         .testTarget(name: "GenerationTests", dependencies: ["Generation", "NN", "TensorCore", "Checkpoints"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Training"]),
-        .testTarget(name: "RecipesTests", dependencies: ["Recipes", "Alignment", "Store"]),
+        .testTarget(name: "RecipesTests", dependencies: ["Recipes", "Alignment", "Store", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "NN", "TensorCore", "Tokenizers", "Generation"]),
     ],
     swiftLanguageModes: [.v6]

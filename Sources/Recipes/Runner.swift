@@ -79,7 +79,7 @@ public final class RecipeRunner {
     var store: RunStore!
     var outputs: [String: URL] = [:]
     var hashes: [String: String] = [:]
-    var fileHashes: [String: UInt64] = [:]
+    var fileHashes: [String: String] = [:]
 
     /// A runner of `recipe`, whose text (`recipeText`) is recorded in the store.
     public init(recipe: Recipe, recipeText: String) {
@@ -150,10 +150,7 @@ public final class RecipeRunner {
     func stageDirectory(_ stage: ResolvedStage) -> URL { outputRoot.appendingPathComponent(stage.id) }
 
     func outputURL(_ stage: ResolvedStage) -> URL {
-        switch stage.kind {
-        case .data, .tokenizer: stageDirectory(stage)
-        default: stageDirectory(stage).appendingPathComponent("model")
-        }
+        stage.definition.producesModel ? stageDirectory(stage).appendingPathComponent("model") : stageDirectory(stage)
     }
 
     /// A path or `stage:` reference resolved to a file.
@@ -168,30 +165,9 @@ public final class RecipeRunner {
         return recipe.resolve(reference).path
     }
 
-    /// Files a stage reads (not through `stage:` references).
-    func inputFiles(_ stage: ResolvedStage) -> [String] {
-        var refs: [String] = []
-        if let c = stage.config { refs += [c.data, c.validationData, c.evalPrompts].compactMap { $0 } }
-        if let t = stage.tokenizer, let data = t.data { refs.append(data) }
-        if let source = stage.synthetic?.source { refs.append(source) }
-        switch stage.model {
-        case .path(let p)?, .hf(let p)?, .gguf(let p)?: refs.append(p)
-        case .initialize(_, let tokenizer)?: refs.append(tokenizer)
-        default: break
-        }
-        return refs.filter { !$0.hasPrefix("stage:") }
-    }
-
-    /// The stage's config hash combined with its inputs' contents and its dependencies' hashes.
+    /// The stage's config hash combined with its dependencies' hashes and its inputs' contents.
     func effectiveHash(_ stage: ResolvedStage) throws -> String {
-        var hash = stage.configHash
-        for dependency in stage.dependencies { ContentHash.mix(&hash, hashes[dependency] ?? "?") }
-        for file in inputFiles(stage) {
-            let path = recipe.resolve(file).path
-            if fileHashes[path] == nil { fileHashes[path] = try ContentHash.of(path: path) }
-            ContentHash.mix(&hash, file + ":" + ContentHash.hex(fileHashes[path]!))
-        }
-        return ContentHash.hex(hash)
+        try stage.effectiveHash(dependencies: hashes, fileHashes: &fileHashes, resolve: { recipe.resolve($0).path })
     }
 
     struct Marker: Codable {
@@ -210,19 +186,14 @@ public final class RecipeRunner {
         try JSONEncoder().encode(marker).write(to: dir.appendingPathComponent("rein-stage.json"), options: .atomic)
     }
 
+    /// What the store records as a stage's config: its kind, models by role, and settings.
     func configJSON(_ stage: ResolvedStage) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
         struct Snapshot: Encodable {
             var kind: RecipeStageKind
-            var model: String?
-            var config: StageConfig?
-            var tokenizer: TokenizerStageConfig?
-            var data: SyntheticDataConfig?
+            var models: [String: String]
+            var settings: StageSettings
         }
-        let snapshot = Snapshot(kind: stage.kind, model: stage.model?.reference, config: stage.config, tokenizer: stage.tokenizer,
-                                data: stage.synthetic)
-        return (try? encoder.encode(snapshot)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        return Recipe.canonicalJSON(Snapshot(kind: stage.kind, models: stage.models.mapValues(\.reference), settings: stage.settings))
     }
 
     func runStage(_ stage: ResolvedStage, runId: Int64, existing: Stage?, rerun: Bool) throws -> StageReport {
@@ -240,11 +211,10 @@ public final class RecipeRunner {
             }
             if existing == nil, let done = try store.completedStage(stageKey: stage.id, kind: stage.kind.rawValue, configHash: hash) {
                 outputs[stage.id] = output
-                let row = try store.createStage(runId: runId, stageKey: stage.id, kind: stage.kind.rawValue,
-                                                configJSON: configJSON(stage), configHash: hash, status: .completed,
-                                                outputPath: output.path, reusedStageId: done.reusedStageId ?? done.id!,
-                                                checkpointPath: done.checkpointPath)
-                _ = row
+                try store.createStage(runId: runId, stageKey: stage.id, kind: stage.kind.rawValue,
+                                      configJSON: configJSON(stage), configHash: hash, status: .completed,
+                                      outputPath: output.path, reusedStageId: done.reusedStageId ?? done.id!,
+                                      checkpointPath: done.checkpointPath)
                 let origin = done.reusedStageId ?? done.id!
                 let originRun = try store.stage(origin)?.runId ?? done.runId
                 return try skipped(stage, stageId: origin, reason: "same config and inputs as stage \(origin) of run \(originRun)")
@@ -282,16 +252,11 @@ public final class RecipeRunner {
             if shouldStop() {
                 interrupted = true
             } else {
-                switch stage.kind {
-                case .data:
-                    var config = stage.synthetic!
-                    config.source = config.source.map { recipe.resolve($0).path }
-                    let summary = try SyntheticData.write(config, to: output)
-                    try store.record(metrics: summary.files.map { Metric(stageId: stageId, step: 0, name: "data/\($0.name)", value: Double($0.count)) })
-                case .tokenizer:
-                    let facts = try trainTokenizer(stage.tokenizer!, output: output)
-                    try store.record(metrics: facts.map { Metric(stageId: stageId, step: 0, name: "tokenizer/\($0.key)", value: $0.value) })
-                default:
+                if let write = stage.definition.write {
+                    let context = WriteContext(settings: stage.settings, output: output, resolve: resolve)
+                    let facts = try write(context)
+                    try store.record(metrics: facts.sorted { $0.key < $1.key }.map { Metric(stageId: stageId, step: 0, name: $0.key, value: $0.value) })
+                } else {
                     let outcome = try train(stage, stageId: stageId)
                     steps = outcome.summary.steps
                     interrupted = outcome.summary.interrupted
@@ -311,7 +276,7 @@ public final class RecipeRunner {
         }
         try writeMarker(stage, Marker(hash: hash, completed: true))
         outputs[stage.id] = output
-        if stage.kind.stageKind != nil {
+        if stage.definition.producesModel {
             try store.recordCheckpoint(stageId: stageId, kind: "final", step: steps, path: output.path)
         }
         try store.setStageOutput(stageId, path: output.path)
@@ -357,42 +322,20 @@ public final class RecipeRunner {
                            before: before, after: after, facts: facts, output: nil)
     }
 
-    // MARK: Kinds
-
-    func trainTokenizer(_ config: TokenizerStageConfig, output: URL) throws -> [String: Double] {
-        let path = try resolve(config.data!)
-        let texts = try TextCorpus.texts(of: path)
-        let preTokenizer: PreTokenizer = config.preTokenizer == "smollm2" ? .smolLM2 : .gpt2
-        let trainer = BPETrainer(vocabularySize: config.vocabSize, minFrequency: config.minFrequency,
-                                 specialTokens: config.specialTokens, preTokenizer: preTokenizer)
-        let tokenizer = try trainer.train(on: texts)
-        try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
-        try tokenizer.save(tokenizerJSON: output.appendingPathComponent("tokenizer.json"))
-        let bytes = texts.reduce(0) { $0 + $1.utf8.count }
-        let sample = texts.prefix(2000)
-        let sampleBytes = sample.reduce(0) { $0 + $1.utf8.count }
-        let tokens = sample.reduce(0) { $0 + tokenizer.encode($1).count }
-        var facts = ["vocab_size": Double(tokenizer.vocabularySize), "corpus_bytes": Double(bytes)]
-        if tokens > 0 { facts["bytes_per_token"] = Double(sampleBytes) / Double(tokens) }
-        return facts
-    }
+    // MARK: Training
 
     func train(_ stage: ResolvedStage, stageId: Int64) throws -> StageOutcome {
-        guard var settings = stage.config, let kind = stage.kind.stageKind else { throw RunnerError("\(stage.id): not a training stage") }
-        settings.data = try settings.data.map(resolve)
-        settings.validationData = try settings.validationData.map(resolve)
-        settings.evalPrompts = try settings.evalPrompts.map(resolve)
-        if settings.saveSteps == 0 { settings.saveSteps = 50 }
-        settings.resume = true
-        let start: StartingModel
-        switch stage.model {
-        case .stage(let id)?: start = .load(try resolve("stage:\(id)"))
-        case .path(let p)?, .hf(let p)?, .gguf(let p)?: start = .load(recipe.resolve(p).path)
-        case let .initialize(config, tokenizer)?: start = .initialize(configJSON: config, tokenizer: try resolve(tokenizer))
-        case nil: throw RunnerError("\(stage.id): model: required")
-        }
+        var settings = stage.settings
+        guard var args = settings.training else { throw RunnerError("\(stage.id): not a training stage") }
+        args.data = try args.data.map(resolve)
+        args.validationData = try args.validationData.map(resolve)
+        args.evalPrompts = try args.evalPrompts.map(resolve)
+        if args.saveSteps == 0 { args.saveSteps = 50 }
+        args.resume = true
+        settings.training = args
+        let models = try stage.models.mapValues { try StageExecutor.startingModel($0, resolve: resolve) }
         let sink = StoreMetricsSink(store: store, stageId: stageId)
-        var executor = StageExecutor(kind: kind, settings: settings, startingModel: start, outputDirectory: stageDirectory(stage))
+        var executor = StageExecutor(kind: stage.kind, settings: settings, models: models, outputDirectory: stageDirectory(stage))
         executor.sink = sink
         let store = self.store!
         executor.onSamples = { step, samples in

@@ -35,14 +35,16 @@ public enum StageEvent: Sendable {
     case step(TrainingProgress, unit: String)
 }
 
-/// Runs one supervised stage (pretrain, sft, reward, dpo): loads or initializes the model, reads
-/// and tokenizes the data, trains with checkpoints (resuming from `checkpoints/last` when present
-/// and `resume` is set), and exports the model in the Hugging Face layout to `outputDirectory/model`.
-/// Used by `rein train` and by the recipe runner.
+/// Runs one training stage: loads or initializes the model, reads and tokenizes the data, hands
+/// them to the kind's `train` (its declaration in ``StageKinds``), with checkpoints (resuming from
+/// `checkpoints/last` when present and `resume` is set), and exports the model in the Hugging Face
+/// layout to `outputDirectory/model`. Used by `rein train` and by the recipe runner.
 public struct StageExecutor {
-    public let kind: StageKind
-    public let settings: StageConfig
-    public let startingModel: StartingModel
+    public let kind: RecipeStageKind
+    /// The stage's settings, paths resolved.
+    public let settings: StageSettings
+    /// The stage's models by role, resolved to files (`model` is the one trained).
+    public let models: [String: StartingModel]
     public let outputDirectory: URL
     /// Where metrics go (the run store), if anywhere.
     public var sink: MetricsSink?
@@ -53,11 +55,11 @@ public struct StageExecutor {
     /// Receives the exact-match generations (before the first step, at step 0, and after the last).
     public var onSamples: ((_ step: Int, _ samples: [ExactMatchSet.Sample]) throws -> Void)?
 
-    /// A stage of `kind` with `settings` (paths in it already resolved) starting from `startingModel`.
-    public init(kind: StageKind, settings: StageConfig, startingModel: StartingModel, outputDirectory: URL) {
+    /// A stage of `kind` with `settings` (paths in it already resolved) and its models by role.
+    public init(kind: RecipeStageKind, settings: StageSettings, models: [String: StartingModel], outputDirectory: URL) {
         self.kind = kind
         self.settings = settings
-        self.startingModel = startingModel
+        self.models = models
         self.outputDirectory = outputDirectory
     }
 
@@ -68,6 +70,15 @@ public struct StageExecutor {
 
     func note(_ text: String) { _ = onEvent(.note(text)) }
 
+    /// A model reference resolved to files; `resolve` maps a path or `stage:ID` written in the
+    /// recipe to a file path.
+    public static func startingModel(_ source: ModelSource, resolve: (String) throws -> String) throws -> StartingModel {
+        switch source {
+        case .stage(let id): .load(try resolve("stage:\(id)"))
+        case .path(let p), .hf(let p), .gguf(let p): .load(try resolve(p))
+        case let .initialize(config, tokenizer): .initialize(configJSON: config, tokenizer: try resolve(tokenizer))
+        }
+    }
     /// Loads the starting model, with its tokenizer and template.
     public static func startingLanguageModel(_ start: StartingModel, seed: UInt64) throws -> LanguageModel {
         switch start {
@@ -109,7 +120,13 @@ public struct StageExecutor {
     /// Trains and exports. When `onEvent` stops training, the outcome is `interrupted` and nothing
     /// is exported (the last checkpoint holds the step reached).
     public func run() throws -> StageOutcome {
-        let lm = try Self.startingLanguageModel(startingModel, seed: settings.seed)
+        let definition = kind.definition
+        guard let train = definition.train, let args = settings.training else {
+            throw RunnerError("\(kind.rawValue): not a training stage Rein can run yet")
+        }
+        guard let startingModel = models["model"] else { throw RunnerError("\(kind.rawValue): model: required") }
+        guard let data = args.data else { throw RunnerError("\(kind.rawValue): data: required") }
+        let lm = try Self.startingLanguageModel(startingModel, seed: args.seed)
         let model = lm.model
         let origin: String
         switch startingModel {
@@ -121,83 +138,43 @@ public struct StageExecutor {
         let padID = try Collator.padTokenID(for: lm.tokenizer, eosTokenID: eos, template: lm.chatTemplate)
         let collator = try Collator(padTokenID: padID, eosTokenID: eos)
         let builder = try ExampleBuilder(tokenizer: lm.tokenizer, template: lm.chatTemplate, eosTokenID: eos,
-                                         maxLength: min(settings.maxLength, model.config.maxPositions), overflow: settings.overflow)
-        let sets = try RecordSet.readSplits(train: URL(fileURLWithPath: settings.data!),
-                                            validation: settings.validationData.map { URL(fileURLWithPath: $0) },
-                                            validationFraction: settings.validationData == nil ? settings.validationSplit : 0,
-                                            seed: settings.seed, onBadRecord: settings.onBadRecord)
+                                         maxLength: min(args.maxLength, model.config.maxPositions), overflow: args.overflow)
+        let sets = try RecordSet.readSplits(train: URL(fileURLWithPath: data),
+                                            validation: args.validationData.map { URL(fileURLWithPath: $0) },
+                                            validationFraction: args.validationData == nil ? args.validationSplit : 0,
+                                            seed: args.seed, onBadRecord: args.onBadRecord)
         if sets.train.stats.skipped > 0 {
-            note("skipped \(sets.train.stats.skipped) bad line(s) of \(settings.data!): \(sets.train.stats.skipReasons.first.map { "\($0)" } ?? "")")
+            note("skipped \(sets.train.stats.skipped) bad line(s) of \(data): \(sets.train.stats.skipReasons.first.map { "\($0)" } ?? "")")
         }
-        let evalSet = try settings.evalPrompts.map { try ExactMatchSet(path: $0, builder: builder) }
-        var rng = RNG(seed: settings.seed)
-        if kind == .reward && model.scoreHead == nil { model.addScoreHead(rng: &rng) }
+        let evalSet = definition.measuresExactMatch ? try args.evalPrompts.map { try ExactMatchSet(path: $0, builder: builder) } : nil
+        var rng = RNG(seed: args.seed)
+        definition.prepare?(model, &rng)
         var before: Double?
-        if let evalSet, kind == .sft || kind == .dpo || kind == .pretrain {
-            let samples = evalSet.samples(lm, maxNewTokens: settings.evalMaxNewTokens)
+        if let evalSet {
+            let samples = evalSet.samples(lm, maxNewTokens: args.evalMaxNewTokens)
             try onSamples?(0, samples)
             before = ExactMatchSet.accuracy(samples)
             sink?.record(step: 0, name: "eval/exact_match", value: before!)
             note("exact match before: \(percent(before!)) of \(evalSet.count) held-out prompts")
         }
-        if let lora = settings.lora {
+        if let lora = args.lora {
             let n = try model.addLoRA(lora, rng: &rng)
             note("LoRA r=\(lora.r) on \(n) layers: \(model.arena.trainableCount / 1000)k trainable parameters")
         }
-        let unit = kind == .reward || kind == .dpo ? "pairs" : "tokens"
-        let progress: (TrainingProgress) -> Bool = { onEvent(.step($0, unit: unit)) }
-        var summary: StageSummary
-        switch kind {
-        case .pretrain, .sft:
-            // Pretraining text is packed into full rows, so documents are not cut to max_length first.
-            let documents = kind == .pretrain
-                ? try ExampleBuilder(tokenizer: lm.tokenizer, template: lm.chatTemplate, eosTokenID: eos, maxLength: nil)
-                : builder
-            var (train, stats) = try documents.examples(sets.train.records)
-            var (validation, _) = try documents.examples(sets.validation.records)
-            if kind == .pretrain {
-                train = try pack(train, length: builder.maxLength!)
-                validation = try pack(validation, length: builder.maxLength!)
-                // A text too few documents to split (one long .txt) is split after packing: the last rows.
-                if validation.isEmpty && settings.validationData == nil && settings.validationSplit > 0 && train.count > 1 {
-                    let held = min(train.count - 1, max(1, Int((Double(train.count) * settings.validationSplit).rounded())))
-                    validation = Array(train.suffix(held))
-                    train.removeLast(held)
-                }
-            }
-            note("\(train.count) training and \(validation.count) validation sequences (\(stats.truncated) truncated, \(stats.dropped) dropped)")
-            summary = try Stages.sft(model: model, train: train, validation: validation, collator: collator, batchSize: settings.batchSize,
-                                     config: settings.trainerConfig(examples: train.count), sink: sink,
-                                     checkpointDirectory: checkpointDirectory, resume: settings.resume, progress: progress,
-                                     onCheckpoint: onCheckpoint)
-        case .reward, .dpo:
-            let (train, stats) = try builder.pairs(sets.train.records)
-            let (validation, _) = try builder.pairs(sets.validation.records)
-            note("\(train.count) training and \(validation.count) validation pairs (\(stats.truncated) truncated, \(stats.dropped) dropped)")
-            if kind == .reward {
-                summary = try Stages.reward(model: model, train: train, validation: validation, collator: collator,
-                                            batchSize: settings.batchSize, config: settings.trainerConfig(examples: train.count),
-                                            centering: Float(settings.centerRewardsCoefficient), sink: sink,
-                                            checkpointDirectory: checkpointDirectory, resume: settings.resume, progress: progress,
-                                            onCheckpoint: onCheckpoint)
-            } else {
-                let reference = try Self.startingLanguageModel(startingModel, seed: settings.seed).model
-                summary = try Stages.dpo(policy: model, reference: reference, train: train, validation: validation,
-                                         collator: collator, batchSize: settings.batchSize,
-                                         config: settings.trainerConfig(examples: train.count), beta: Float(settings.beta),
-                                         lossType: settings.lossType, labelSmoothing: Float(settings.labelSmoothing),
-                                         rpoAlpha: Float(settings.rpoAlpha), sink: sink, checkpointDirectory: checkpointDirectory, resume: settings.resume,
-                                         progress: progress, onCheckpoint: onCheckpoint)
-            }
-        }
+        let unit = definition.unit
+        let context = TrainingContext(settings: settings, args: args, lm: lm, builder: builder, collator: collator,
+                                      train: sets.train.records, validation: sets.validation.records, models: models,
+                                      start: startingModel, sink: sink, checkpointDirectory: checkpointDirectory,
+                                      progress: { onEvent(.step($0, unit: unit)) }, onCheckpoint: onCheckpoint, note: note)
+        var summary = try train(context)
         if summary.interrupted { return StageOutcome(summary: summary, modelDirectory: nil, exactMatch: nil) }
-        if settings.lora != nil {
+        if args.lora != nil {
             try model.saveLoRA(to: outputDirectory.appendingPathComponent("adapter"))
             model.mergeLoRA()
         }
         var exactMatch: (Double, Double)?
         if let evalSet, let before {
-            let samples = evalSet.samples(lm, maxNewTokens: settings.evalMaxNewTokens)
+            let samples = evalSet.samples(lm, maxNewTokens: args.evalMaxNewTokens)
             try onSamples?(summary.steps, samples)
             let after = ExactMatchSet.accuracy(samples)
             sink?.record(step: summary.steps, name: "eval/exact_match", value: after)
@@ -206,12 +183,7 @@ public struct StageExecutor {
         }
         let final = modelDirectory
         try LanguageModel(model: model, tokenizer: lm.tokenizer, chatTemplate: lm.chatTemplate, source: final.path).save(to: final)
-        if kind == .reward, let mean = summary.validation["reward_mean"], let std = summary.validation["reward_std"] {
-            // Later stages (PPO) normalize scores with the reward model's own statistics.
-            let stats = try JSONSerialization.data(withJSONObject: ["mean": mean, "std": std, "split": "validation"],
-                                                   options: [.prettyPrinted, .sortedKeys])
-            try stats.write(to: final.appendingPathComponent("reward_stats.json"), options: .atomic)
-        }
+        try definition.exported?(summary, final)
         try sink?.flush()
         return StageOutcome(summary: summary, modelDirectory: final, exactMatch: exactMatch)
     }

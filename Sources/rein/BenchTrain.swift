@@ -3,6 +3,7 @@ import ArgumentParser
 import Datasets
 import Foundation
 import NN
+import Recipes
 import TensorCore
 import Training
 
@@ -53,7 +54,7 @@ struct BenchTrain: ParsableCommand {
     }
 
     /// Median items/s over the measured steps of one stage on synthetic data.
-    func measure(config: ModelConfig, length: Int, stage: StageKind, lora: LoRAConfig?,
+    func measure(config: ModelConfig, length: Int, stage: RecipeStageKind, lora: LoRAConfig?,
                  allTokensPerLossToken: inout Double) throws -> Double {
         var rng = RNG(seed: 11)
         let model = DecoderModel(config: config, rng: &rng)
@@ -98,6 +99,8 @@ struct BenchTrain: ParsableCommand {
                 _ = try Stages.dpo(policy: model, reference: reference, train: pairs, validation: [], collator: collator,
                                    batchSize: 8, config: trainer, progress: record)
             }
+        default:
+            throw CLIError("bench train measures pretrain, sft, reward and dpo, not \(stage.rawValue)")
         }
         return rates.sorted()[rates.count / 2]
     }

@@ -141,25 +141,12 @@ struct RunView {
         var lines = ["", "run \(report.runId) completed in \(fmt(report.seconds, 0, 1)) s"]
         for s in report.stages {
             var parts: [String] = []
-            func change(_ name: String, _ label: String, percent: Bool = false, showBefore: Bool = true) {
-                guard let after = s.after[name] else { return }
-                let before = showBefore ? s.before[name] : nil
-                let show = { (x: Double) in percent ? fmt(x * 100, 0, 1) + "%" : fmt(x, 0, 3) }
-                parts.append(before.map { "\(label) \(show($0)) -> \(show(after))" } ?? "\(label) \(show(after))")
-            }
-            switch s.kind {
-            case .data, .tokenizer:
-                parts += s.facts
-            case .pretrain:
-                change("eval/loss", "validation loss"); change("eval/perplexity", "perplexity")
-            case .sft:
-                change("eval/loss", "validation loss"); change("eval/exact_match", "exact match", percent: true)
-            case .reward:
-                change("eval/accuracy", "validation accuracy", percent: true); change("eval/margin", "margin")
-            case .dpo:
-                // Before the first step the policy is the reference: every implicit reward is 0.
-                change("eval/rewards/accuracies", "preference accuracy", percent: true, showBefore: false)
-                change("eval/rewards/margins", "reward margin"); change("eval/exact_match", "exact match", percent: true)
+            parts += s.facts
+            for m in s.kind.definition.summary {
+                guard let after = s.after[m.metric] else { continue }
+                let before = m.showBefore ? s.before[m.metric] : nil
+                let show = { (x: Double) in m.percent ? fmt(x * 100, 0, 1) + "%" : fmt(x, 0, 3) }
+                parts.append(before.map { "\(m.label) \(show($0)) -> \(show(after))" } ?? "\(m.label) \(show(after))")
             }
             let head = "  \(s.stage) (\(s.kind.rawValue))" + (s.skipped ? ", skipped" : "")
             lines.append(head + (parts.isEmpty ? "" : ": " + parts.joined(separator: "; ")))

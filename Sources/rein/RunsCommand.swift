@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
+import Recipes
 import Store
-import Yams
 
 /// `rein runs ...`: what the run stores hold.
 struct Runs: ParsableCommand {
@@ -93,8 +93,7 @@ struct RunInfo {
     /// The number of entries under `stages:` of a recipe's YAML text, or nil for other text
     /// (`rein train --store` records its config JSON there).
     static func stageCount(recipe: String) -> Int? {
-        guard let root = (try? Yams.load(yaml: recipe)) as? [String: Any] else { return nil }
-        return (root["stages"] as? [Any])?.count
+        Recipe.stageCount(yaml: recipe)
     }
 }
 

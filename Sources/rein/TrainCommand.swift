@@ -8,22 +8,22 @@ import Recipes
 import TensorCore
 import Store
 import Training
-import Yams
 
-/// `rein train pretrain|sft|reward|dpo --config FILE.yaml`: one supervised stage.
+/// `rein train pretrain|sft|reward|dpo --config FILE.yaml`: one stage, checked by the recipe
+/// checker as a one-stage recipe (the same messages with file:line and key, the same suggestions).
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train one stage (pretrain, sft, reward, dpo) from a YAML config or flags.",
         discussion: """
-        Config keys follow TRL: model, data, validation_data, validation_split, output_dir, max_length, \
+        Config keys follow TRL: data, validation_data, validation_split, output_dir, max_length, \
         batch_size, num_train_epochs or max_steps, learning_rate, lr_scheduler_type, warmup_steps, beta, \
-        loss_type, lora: {r, lora_alpha, lora_dropout, target_modules}, ... Flags override the file. \
-        An interrupted run resumes from output_dir/checkpoints/last.
+        loss_type, lora: {r, lora_alpha, lora_dropout, target_modules}, ...; models by role: model, \
+        ref_model (DPO). Flags override the file. An interrupted run resumes from output_dir/checkpoints/last.
         """
     )
 
     @Argument(help: "The stage: pretrain, sft, reward or dpo.")
-    var kind: StageKind
+    var kind: RecipeStageKind
 
     @Option(help: "A YAML file with the stage's settings.")
     var config: String?
@@ -41,109 +41,113 @@ struct Train: ParsableCommand {
     @Option(help: ArgumentHelp("The tokenizer directory (or tokenizer.json) of a fresh --init-config model.", valueName: "path"))
     var tokenizer: String?
 
-    func run() throws {
-        if let threads { Threads.set(threads) }
-        var settings = StageConfig()
-        if let path = config {
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw CLIError("\(path): cannot read the config file") }
-            let raw: Any?
-            do { raw = try Yams.load(yaml: text) } catch { throw CLIError("\(path): not valid YAML: \(error)") }
-            guard let dict = raw as? [String: Any] else { throw CLIError("\(path): expected a mapping of settings at the top level") }
-            let unknown = StageConfig.unknownKeys(in: dict)
-            if !unknown.isEmpty {
-                throw CLIError(unknown.map { "\(path): unknown key '\($0.key)'" + ($0.suggestion.map { " (did you mean '\($0)'?)" } ?? "") }
-                    .joined(separator: "\n"))
-            }
-            do { settings = try YAMLDecoder().decode(StageConfig.self, from: text) } catch let error as DecodingError {
-                throw CLIError("\(path): \(describe(error))")
-            }
+    func validate() throws {
+        guard kind.definition.train != nil else {
+            let kinds = RecipeStageKind.implemented.filter { $0.definition.train != nil }.map(\.rawValue)
+            throw ValidationError(kind.definition.implemented
+                ? "'\(kind.rawValue)' is not a training stage (rein train takes \(kinds.joined(separator: ", ")))"
+                : "'\(kind.rawValue)' is not implemented yet (rein train takes \(kinds.joined(separator: ", ")))")
         }
-        if let model { settings.model = model }
-        var start: StartingModel?
+    }
+
+    /// The flags as config keys, applied over the file.
+    func flagSettings() throws -> [(key: String, value: String)] {
+        var out: [(String, String)] = []
+        func quoted(_ text: String) -> String { JSONText.quoted(text) }
+        if let model { out.append(("model", quoted(model))) }
         if let initConfig {
             guard let tokenizer else { throw CLIError("--init-config needs --tokenizer (the fresh model's vocabulary)") }
             guard let data = FileManager.default.contents(atPath: initConfig),
                   (try? JSONSerialization.jsonObject(with: data)) is [String: Any] else {
                 throw CLIError("\(initConfig): expected a JSON object of config.json keys")
             }
-            guard FileManager.default.fileExists(atPath: tokenizer) else { throw CLIError("--tokenizer: \(tokenizer) does not exist") }
-            start = .initialize(configJSON: String(decoding: data, as: UTF8.self), tokenizer: tokenizer)
-            settings.model = initConfig
+            // JSON is YAML: the file's object becomes the `init` mapping.
+            out.append(("model", "{init: \(String(decoding: data, as: UTF8.self)), tokenizer: \(quoted(tokenizer))}"))
         } else if tokenizer != nil {
             throw CLIError("--tokenizer is only used with --init-config")
         }
-        if let data { settings.data = data }
-        if let outputDir { settings.outputDir = outputDir }
-        if let maxSteps { settings.maxSteps = maxSteps }
-        if let learningRate { settings.learningRate = learningRate }
-        if let batchSize { settings.batchSize = batchSize }
-        let problems = settings.problems(for: kind)
-        guard problems.isEmpty else { throw CLIError(problems.map { (config ?? "flags") + ": " + $0 }.joined(separator: "\n")) }
-        // Missing inputs fail before anything is written (store rows, output directories).
-        let missing = [("model", settings.model), ("data", settings.data), ("validation_data", settings.validationData)]
-            .compactMap { key, path in path.flatMap { FileManager.default.fileExists(atPath: $0) ? nil : "\(key): \($0) does not exist" } }
-        guard missing.isEmpty else { throw CLIError(missing.map { (config ?? "flags") + ": " + $0 }.joined(separator: "\n")) }
-        var runner = StageRunner(kind: kind, settings: settings)
-        runner.start = start
+        if let data { out.append(("data", quoted(data))) }
+        if let outputDir { out.append(("output_dir", quoted(outputDir))) }
+        if let maxSteps { out.append(("max_steps", String(maxSteps))) }
+        if let learningRate { out.append(("learning_rate", "\(learningRate)")) }
+        if let batchSize { out.append(("batch_size", String(batchSize))) }
+        return out
+    }
+
+    func run() throws {
+        if let threads { Threads.set(threads) }
+        var text: String?
+        if let path = config {
+            guard let contents = try? String(contentsOfFile: path, encoding: .utf8) else { throw CLIError("\(path): cannot read the config file") }
+            text = contents
+        }
+        let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+        let stage: ResolvedStage
+        do {
+            stage = try Recipe.stage(kind: kind, yaml: text, fileName: config ?? "flags", baseDirectory: cwd, settings: try flagSettings())
+        } catch let error as RecipeError {
+            // Missing inputs fail before anything is written (store rows, output directories).
+            throw CLIError(error.description)
+        }
+        var settings = stage.settings
+        let args = settings.training!
+        let models = try stage.models.mapValues { source in
+            try StageExecutor.startingModel(source, resolve: { reference in
+                guard !reference.hasPrefix("stage:") else { throw CLIError("\(reference): stage references need a recipe (rein run)") }
+                return reference
+            })
+        }
+        settings.training = args
+        let runner = StageRunner(kind: kind, settings: settings, models: models)
         guard let store else { return try runner.run() }
         // Record the run: a run row, one stage row, its metrics through the sink, and the final status.
         let db = try RunStore(path: store)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let configJSON = String(decoding: try encoder.encode(settings), as: UTF8.self)
-        let run = try db.createRun(name: "train-\(kind.rawValue)", recipe: configJSON, seed: Int64(bitPattern: settings.seed))
-        let stage = try db.createStage(runId: run.id!, stageKey: kind.rawValue, kind: kind.rawValue, configJSON: configJSON,
-                                       configHash: String(Recipe.configHash(settings), radix: 16))
-        let sink = StoreMetricsSink(store: db, stageId: stage.id!)
-        runner.sink = sink
+        let configJSON = Recipe.canonicalJSON(settings)
+        let run = try db.createRun(name: "train-\(kind.rawValue)", recipe: configJSON, seed: Int64(bitPattern: args.seed))
+        var fileHashes: [String: String] = [:]
+        let hash = try stage.effectiveHash(dependencies: [:], fileHashes: &fileHashes, resolve: { $0 })
+        let row = try db.createStage(runId: run.id!, stageKey: kind.rawValue, kind: kind.rawValue, configJSON: configJSON,
+                                     configHash: hash)
+        let sink = StoreMetricsSink(store: db, stageId: row.id!)
+        var recorded = runner
+        recorded.sink = sink
         do {
-            try runner.run()
+            try recorded.run()
             try sink.flush()
-            _ = try db.setStageStatus(stage.id!, .completed, checkpointPath: runner.checkpointPath)
+            _ = try db.setStageStatus(row.id!, .completed, checkpointPath: runner.checkpointPath)
             _ = try db.setRunStatus(run.id!, .completed)
             Terminal.note("recorded as run \(run.id!) in \(store)")
         } catch {
             try? sink.flush()
-            _ = try? db.setStageStatus(stage.id!, .failed)
+            _ = try? db.setStageStatus(row.id!, .failed)
             _ = try? db.setRunStatus(run.id!, .failed)
             throw error
-        }
-    }
-
-    /// A decoding error as "key.path: what was wrong".
-    func describe(_ error: DecodingError) -> String {
-        func path(_ c: [CodingKey]) -> String { c.map(\.stringValue).joined(separator: ".") }
-        switch error {
-        case let .typeMismatch(type, ctx): return "\(path(ctx.codingPath)): expected \(type)"
-        case let .valueNotFound(type, ctx): return "\(path(ctx.codingPath)): missing \(type)"
-        case let .keyNotFound(key, ctx): return "\(path(ctx.codingPath + [key])): missing"
-        case let .dataCorrupted(ctx): return "\(path(ctx.codingPath)): \(ctx.debugDescription)"
-        @unknown default: return "\(error)"
         }
     }
 }
 
 /// `rein train`'s view of a `StageExecutor`: progress lines on stderr, a summary on stdout.
 struct StageRunner {
-    let kind: StageKind
-    let settings: StageConfig
+    let kind: RecipeStageKind
+    let settings: StageSettings
+    /// The stage's models by role, resolved to files.
+    let models: [String: StartingModel]
     /// Where metrics go (the run store), if anywhere.
     var sink: MetricsSink?
-    /// A fresh model to train instead of loading `settings.model`.
-    var start: StartingModel?
 
-    init(kind: StageKind, settings: StageConfig) {
+    init(kind: RecipeStageKind, settings: StageSettings, models: [String: StartingModel]) {
         self.kind = kind
         self.settings = settings
+        self.models = models
     }
 
-    var outputDirectory: URL { URL(fileURLWithPath: settings.outputDir ?? "runs/\(kind.rawValue)") }
+    var args: TrainingArguments { settings.training! }
+    var outputDirectory: URL { URL(fileURLWithPath: args.outputDir ?? "runs/\(kind.rawValue)") }
     var checkpointPath: String { outputDirectory.appendingPathComponent("checkpoints/last").path }
 
     func run() throws {
         let started = Date()
-        var executor = StageExecutor(kind: kind, settings: settings, startingModel: start ?? .load(settings.model!),
-                                     outputDirectory: outputDirectory)
+        var executor = StageExecutor(kind: kind, settings: settings, models: models, outputDirectory: outputDirectory)
         executor.sink = sink
         var lastLog = 0
         var firstStep: (step: Int, time: Date)?
@@ -161,7 +165,7 @@ struct StageRunner {
                     let left = Int(perStep * Double(p.maxSteps - p.step))
                     eta = "  ETA \(left / 60)m\(String(format: "%02d", left % 60))s"
                 }
-                if Terminal.stderrIsTerminal || p.step - lastLog >= settings.loggingSteps || p.step == p.maxSteps {
+                if Terminal.stderrIsTerminal || p.step - lastLog >= args.loggingSteps || p.step == p.maxSteps {
                     lastLog = p.step
                     Terminal.writeError((Terminal.stderrIsTerminal ? "\r" : "") + "step \(p.step)/\(p.maxSteps)  loss \(fmt(p.loss, 0, 4))  "
                         + "lr \(String(format: "%.2e", p.learningRate))  \(fmt(p.itemsPerSecond, 0, 0)) \(unit)/s"
@@ -181,8 +185,8 @@ struct StageRunner {
         print("\(kind.rawValue): \(summary.steps) steps in \(fmt(Date().timeIntervalSince(started), 0, 1)) s; final train loss \(fmt(summary.finalTrainLoss, 0, 4))")
         if !metrics.isEmpty { print("validation: \(metrics)") }
         let final = executor.modelDirectory
-        print("model written to \(final.path)" + (settings.lora != nil ? " (adapters merged; adapter alone in \(outputDirectory.appendingPathComponent("adapter").path))" : ""))
+        print("model written to \(final.path)" + (args.lora != nil ? " (adapters merged; adapter alone in \(outputDirectory.appendingPathComponent("adapter").path))" : ""))
     }
 }
 
-extension StageKind: ExpressibleByArgument {}
+extension RecipeStageKind: ExpressibleByArgument {}

@@ -209,9 +209,9 @@ func metricRows(_ storePath: String) throws -> [String: Double] {
     let recipe = try Recipe.parse(yaml: tinyRecipe(), baseDirectory: dir,
                                   overrides: ["stages.sft.learning_rate=1e-5", "seed=11", "stages.dpo.lora.r=4"])
     let sft = try #require(recipe.stages.first { $0.id == "sft" })
-    #expect(sft.config?.learningRate == 1e-5)
+    #expect(sft.training?.learningRate == 1e-5)
     #expect(recipe.seed == 11)
-    #expect(recipe.stages.first { $0.id == "dpo" }?.config?.lora?.r == 4)
+    #expect(recipe.stages.first { $0.id == "dpo" }?.training?.lora?.r == 4)
     let plain = try Recipe.parse(yaml: tinyRecipe(), baseDirectory: dir)
     #expect(plain.stages.first { $0.id == "sft" }?.configHash != sft.configHash)
 
