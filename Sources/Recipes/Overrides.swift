@@ -55,4 +55,14 @@ extension Checker {
         }
         return .mapping(Node.Mapping(pairs))
     }
+
+    /// `node` without source positions (a value from the command line, not from the file).
+    static func withoutMarks(_ node: Node) -> Node {
+        switch node {
+        case .scalar(let scalar): return .scalar(Node.Scalar(scalar.string, scalar.tag, scalar.style))
+        case .mapping(let mapping): return .mapping(Node.Mapping(mapping.map { (withoutMarks($0.key), withoutMarks($0.value)) }))
+        case .sequence(let sequence): return .sequence(Node.Sequence(sequence.map(withoutMarks)))
+        case .alias: return node
+        }
+    }
 }

@@ -181,7 +181,8 @@ public struct Recipe: Equatable, Sendable {
     public static func stage(kind: RecipeStageKind, yaml: String?, fileName: String, baseDirectory: URL,
                              settings: [(key: String, value: String)] = []) throws(RecipeError) -> ResolvedStage {
         var checker = Checker(file: fileName, base: baseDirectory)
-        let nodes = settings.map { ($0.key, ((try? Yams.compose(yaml: $0.value)) ?? nil) ?? Node($0.value)) }
+        // A flag's value has no line in the file: its problems name the key alone.
+        let nodes = settings.map { ($0.key, Checker.withoutMarks(((try? Yams.compose(yaml: $0.value)) ?? nil) ?? Node($0.value))) }
         let stage = checker.checkStage(kind: kind, yaml: yaml, settings: nodes)
         if let stage, checker.problems.isEmpty { return stage }
         let sorted = checker.problems.enumerated().sorted { ($0.element.line ?? 0, $0.offset) < ($1.element.line ?? 0, $1.offset) }.map(\.element)
