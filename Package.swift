@@ -55,7 +55,7 @@ let package = Package(
             dependencies: ["TensorCore"],
             swiftSettings: numericSettings
         ),
-        .target(name: "Training", dependencies: ["TensorCore", "Optimizers", "NN"]),
+        .target(name: "Training", dependencies: ["TensorCore", "Optimizers"]),
         .target(name: "Alignment", dependencies: ["TensorCore", "NN", "Training", "Datasets"]),
         .target(name: "Store", dependencies: [.product(name: "GRDB", package: "GRDB.swift"), "TensorCore", "Training"]),
         .target(name: "Recipes", dependencies: [
