@@ -81,7 +81,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "NN", "Optimizers", "TensorCore"]),
         .testTarget(name: "GenerationTests", dependencies: ["Generation", "NN", "TensorCore", "Checkpoints"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Training"]),
-        .testTarget(name: "RecipesTests", dependencies: ["Recipes", "Alignment", "Store"]),
+        .testTarget(name: "RecipesTests", dependencies: ["Recipes", "Alignment", "Store", "Training", "TensorCore"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "NN", "TensorCore", "Tokenizers", "Generation"]),
     ],
     swiftLanguageModes: [.v6]
