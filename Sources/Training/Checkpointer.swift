@@ -250,28 +250,28 @@ public final class Checkpointer {
     }
 
     /// Restores the arenas and optimizers from the checkpoint `url` names (see ``resolve(_:)``)
-    /// and returns its state. Everything is read and checked first: on an error the arenas and
-    /// optimizers are unchanged.
+    /// and returns its state. Everything is checked first: on an error the arenas and optimizers
+    /// are unchanged (short of a file failing to read after the checks).
     public func restore(from url: URL) throws -> CheckpointState {
         func fail(_ reason: String) -> TrainingError { .checkpoint(path: url.path, reason: reason) }
         guard let directory = Self.resolve(url) else { throw fail("\(Self.stateFileName) is missing") }
         let stored = try Self.readState(directory)
 
-        var weights: [[Tensor]] = []
+        // Weight files are checked (names, shapes, types) now and read into the arenas last.
+        var weightFiles: [SafetensorsFile] = []
         for (name, arena) in arenas {
             guard stored.arenas.contains(name) else { throw fail("it holds no weights named '\(name)'") }
             let fileName = name + ".safetensors"
             let file: SafetensorsFile
             do { file = try SafetensorsFile(url: directory.appendingPathComponent(fileName)) } catch { throw fail("\(error)") }
-            var tensors: [Tensor] = []
             for entry in arena.entries {
                 guard file.contains(entry.name) else { throw fail("\(fileName) lacks \(entry.name)") }
-                let w: Tensor
-                do { w = try file.tensor(entry.name) } catch { throw fail("\(error)") }
-                guard w.shape == entry.shape else { throw fail("\(entry.name) has shape \(w.shape), the model has \(entry.shape)") }
-                tensors.append(w)
+                let info: SafetensorsTensorInfo
+                do { info = try file.info(entry.name) } catch { throw fail("\(error)") }
+                guard info.shape == entry.shape else { throw fail("\(entry.name) has shape \(info.shape), the model has \(entry.shape)") }
+                guard info.dtype.isReadableAsFloat else { throw fail("\(entry.name) is \(info.dtype.rawValue), not floating point") }
             }
-            weights.append(tensors)
+            weightFiles.append(file)
         }
         var snapshots: [OptimizerSnapshot] = []
         for (name, _) in optimizers {
@@ -298,8 +298,12 @@ public final class Checkpointer {
                 throw fail("optimizer '\(name)': \(error)")
             }
         }
-        for ((_, arena), tensors) in zip(arenas, weights) {
-            for (t, w) in zip(arena.tensors, tensors) { t.data.update(from: w.data, count: w.count) }
+        for ((_, arena), file) in zip(arenas, weightFiles) {
+            for (entry, t) in zip(arena.entries, arena.tensors) {
+                let w: Tensor
+                do { w = try file.tensor(entry.name) } catch { throw fail("\(error)") }
+                t.data.update(from: w.data, count: w.count)
+            }
         }
         return CheckpointState(step: stored.step, rng: stored.rng, dataPosition: stored.dataPosition, values: stored.values,
                                json: stored.json)
