@@ -127,8 +127,9 @@ public final class Checkpointer {
             do { try faultHook?(point, label) } catch { throw HookAbort(error: error) }
             CheckpointFaults.reached(label)
         }
-        func failure(_ what: String) -> TrainingError {
-            .checkpointWrite(path: url.path, reason: what + ": " + String(cString: strerror(errno)))
+        func failure(_ what: @autoclosure () -> String) -> TrainingError {
+            let code = errno   // before anything else can change it
+            return .checkpointWrite(path: url.path, reason: what() + ": " + String(cString: strerror(code)))
         }
         let fm = FileManager.default
         do {
@@ -189,8 +190,9 @@ public final class Checkpointer {
         guard symlink(versionName, link.path) == 0 else { throw failure("linking \(versionName)") }
         try reached("created the new link")
         guard rename(link.path, url.path) == 0 else {
+            let error = failure("switching \(name) to \(versionName)")
             unlink(link.path)
-            throw failure("switching \(name) to \(versionName)")
+            throw error
         }
         try reached("switched \(name) to \(versionName)")
         guard Self.syncDirectory(parent.path) else { throw failure("flushing \(parent.lastPathComponent)") }
