@@ -133,6 +133,13 @@ func makeTrainer(_ model: DecoderModel, sink: MetricsSink? = nil, maxSteps: Int 
         ]
         try JSONSerialization.data(withJSONObject: old).write(to: legacy.appendingPathComponent("trainer_state.json"))
 
+        // The first save over it moves the plain directory aside as a version; a crash right then
+        // (no link yet) still leaves it to resume from.
+        let crashing = makeTrainer(tinyLM(seed: 97))
+        crashing.checkpointer.faultHook = { point, _ in if point == 1 { throw CancellationError() } }
+        #expect(throws: CancellationError.self) { try crashing.saveCheckpoint(to: legacy) }
+        #expect(Checkpointer.resolve(legacy)?.lastPathComponent == "last-00000003")
+
         let second = MemoryMetricsSink()
         let resumed = makeTrainer(tinyLM(seed: 98), sink: second)
         try resumed.resume(from: legacy)
