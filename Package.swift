@@ -56,7 +56,7 @@ let package = Package(
             dependencies: ["TensorCore"],
             swiftSettings: numericSettings
         ),
-        .target(name: "Training", dependencies: ["TensorCore", "Optimizers", "NN"]),
+        .target(name: "Training", dependencies: ["TensorCore", "Optimizers"]),
         .target(name: "Alignment", dependencies: ["TensorCore", "NN", "Training", "Datasets"]),
         .target(name: "Store", dependencies: [.product(name: "GRDB", package: "GRDB.swift"), "TensorCore", "Training"]),
         .target(name: "Recipes", dependencies: [
@@ -82,7 +82,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "NN", "Optimizers", "TensorCore"]),
         .testTarget(name: "GenerationTests", dependencies: ["Generation", "NN", "TensorCore", "Checkpoints"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Training"]),
-        .testTarget(name: "RecipesTests", dependencies: ["Recipes", "Alignment", "Store", .product(name: "Yams", package: "Yams")]),
+        .testTarget(name: "RecipesTests", dependencies: ["Recipes", "Alignment", "Store", "Training", "TensorCore", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "NN", "TensorCore", "Tokenizers", "Generation"]),
     ],
     swiftLanguageModes: [.v6]

@@ -44,7 +44,17 @@ public enum Stages {
     static func languageModelingLoss(_ model: DecoderModel, _ b: Batch) -> (loss: Tensor, items: Int) {
         let logits = model.logits(ids: b.ids, batch: b.rows, length: b.length, attentionMask: b.attentionMask)
         let loss = model.languageModelingLoss(logits: logits, labels: b.labels, batch: b.rows, length: b.length)
-        return (loss, b.labels.filter { $0 != Batch.ignoreIndex }.count)
+        return (loss, scoredLabels(b))
+    }
+
+    /// The label positions the loss scores: every label except each row's first (the model
+    /// shifts, so position 0 has no logits predicting it). The mean is over exactly these.
+    static func scoredLabels(_ b: Batch) -> Int {
+        var n = 0
+        for row in 0..<b.rows {
+            for t in stride(from: 1, to: b.length, by: 1) where b.labels[row * b.length + t] != Batch.ignoreIndex { n += 1 }
+        }
+        return n
     }
 
     /// Mean loss over validation batches (and mean of the metrics), without autograd.
@@ -183,8 +193,7 @@ public enum Stages {
 
     static func run<S>(_ trainer: Trainer<S>, checkpointDirectory: URL?, resume: Bool,
                        progress: ((TrainingProgress) -> Bool)?) throws -> StageSummary {
-        if resume, let dir = checkpointDirectory?.appendingPathComponent("last"),
-           FileManager.default.fileExists(atPath: dir.path) {
+        if resume, let dir = checkpointDirectory?.appendingPathComponent("last"), Checkpointer.resolve(dir) != nil {
             try trainer.resume(from: dir)
         }
         var last = 0.0

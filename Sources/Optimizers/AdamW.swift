@@ -103,6 +103,22 @@ public final class AdamW: Optimizer {
     }
 }
 
+extension AdamW {
+    /// ``state()`` as named buffers: `exp_avg` and `exp_avg_sq`.
+    public func exportState() -> OptimizerSnapshot {
+        let s = state()
+        return OptimizerSnapshot(stepCount: s.stepCount, parameterNames: s.parameterNames, parameterSteps: s.parameterSteps,
+                                 buffers: ["exp_avg": s.expAvg, "exp_avg_sq": s.expAvgSq])
+    }
+
+    /// ``restore(_:)`` from named buffers (`exp_avg` and `exp_avg_sq`).
+    public func importState(_ snapshot: OptimizerSnapshot) throws {
+        try restore(AdamWState(stepCount: snapshot.stepCount, parameterNames: snapshot.parameterNames,
+                               parameterSteps: snapshot.parameterSteps, expAvg: snapshot.buffer("exp_avg"),
+                               expAvgSq: snapshot.buffer("exp_avg_sq")))
+    }
+}
+
 /// The state of an ``AdamW`` optimizer, for checkpoints and exact resume.
 ///
 /// Its Codable form stores the moments as raw little-endian Float bytes (base64 in JSON), so a

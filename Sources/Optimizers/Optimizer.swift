@@ -21,6 +21,41 @@ public protocol Optimizer: AnyObject {
     var stepCount: Int { get }
     /// Updates every trainable parameter from the gradients in the arena.
     func step()
+    /// Everything needed to continue exactly where this optimizer is, in a form any checkpoint
+    /// can store (the hyperparameters belong to the run's config and are not included).
+    func exportState() -> OptimizerSnapshot
+    /// Continues from an exported state: later steps are bit-identical to those the exporting
+    /// optimizer would have taken. Throws, changing nothing, if the state belongs to other
+    /// parameters or lacks a buffer this optimizer needs.
+    func importState(_ snapshot: OptimizerSnapshot) throws
+}
+
+/// An optimizer's state as named per-element buffers laid out like the arena (AdamW's `exp_avg`
+/// and `exp_avg_sq`, SGD's `momentum_buffer`) and the counters beside them: what a checkpointer
+/// stores without knowing which optimizer it is.
+public struct OptimizerSnapshot: Sendable, Equatable {
+    /// How many times `step()` had run.
+    public var stepCount: Int
+    /// The arena's parameter names, in order (checked on import).
+    public var parameterNames: [String]
+    /// Updates each parameter had received, in arena order.
+    public var parameterSteps: [Int]
+    /// The per-element buffers by name, each `arena.usedCount` floats.
+    public var buffers: [String: [Float]]
+
+    /// A snapshot from its parts.
+    public init(stepCount: Int, parameterNames: [String], parameterSteps: [Int], buffers: [String: [Float]]) {
+        self.stepCount = stepCount
+        self.parameterNames = parameterNames
+        self.parameterSteps = parameterSteps
+        self.buffers = buffers
+    }
+
+    /// The buffer `name`, or a clear error when the snapshot has none.
+    public func buffer(_ name: String) throws(OptimizerStateError) -> [Float] {
+        guard let b = buffers[name] else { throw .badBuffer("\(name) is missing") }
+        return b
+    }
 }
 
 extension Optimizer {

@@ -92,6 +92,22 @@ public final class SGD: Optimizer {
     }
 }
 
+extension SGD {
+    /// ``state()`` as named buffers: `momentum_buffer`, none without momentum.
+    public func exportState() -> OptimizerSnapshot {
+        let s = state()
+        return OptimizerSnapshot(stepCount: s.stepCount, parameterNames: s.parameterNames, parameterSteps: s.parameterSteps,
+                                 buffers: momentum == 0 ? [:] : ["momentum_buffer": s.momentumBuffer])
+    }
+
+    /// ``restore(_:)`` from named buffers (`momentum_buffer` when there is momentum).
+    public func importState(_ snapshot: OptimizerSnapshot) throws {
+        try restore(SGDState(stepCount: snapshot.stepCount, parameterNames: snapshot.parameterNames,
+                             parameterSteps: snapshot.parameterSteps,
+                             momentumBuffer: momentum == 0 ? [] : snapshot.buffer("momentum_buffer")))
+    }
+}
+
 /// The state of an ``SGD`` optimizer, for checkpoints and exact resume.
 ///
 /// Its Codable form stores the momentum buffer as raw little-endian Float bytes (base64 in JSON).

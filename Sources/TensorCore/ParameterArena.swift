@@ -200,6 +200,17 @@ public final class ParameterArena: @unchecked Sendable {
         return norm
     }
 
+    /// Multiplies the trainable gradients by `factor` (frozen gradients stay as they are).
+    /// Gradient accumulation uses it to turn a sum of item-weighted micro-batch gradients into
+    /// the gradient of the mean over every item.
+    public func scaleGrads(by factor: Float) {
+        let g = grads.base
+        parallelForEachSlice(of: trainableRanges) { _, _, slice in
+            var i = slice.lowerBound
+            while i < slice.upperBound { g[i] *= factor; i &+= 1 }
+        }
+    }
+
     // MARK: Copies
 
     /// Whether `other` has the same parameters (names, shapes, offsets) in the same order.

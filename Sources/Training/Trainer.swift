@@ -107,44 +107,45 @@ public struct TrainingProgress: Sendable {
     public let evalLoss: Double?
 }
 
-/// The state beside the weights that resume needs.
-struct TrainerState: Codable {
-    var step: Int
-    var epoch: Int
-    var rng: RNG
-    var positionJSON: Data
-    var bestEvalLoss: Double?
-    var evaluationsWithoutImprovement: Int
-    var optimizerStepCount: Int
-    var optimizerParameterNames: [String]
-    var optimizerParameterSteps: [Int]
-}
-
 /// Errors of the training loop that a user can act on.
 public enum TrainingError: Error, CustomStringConvertible {
+    /// A checkpoint cannot be restored.
     case checkpoint(path: String, reason: String)
+    /// A checkpoint cannot be written.
+    case checkpointWrite(path: String, reason: String)
     case nonFiniteLoss(step: Int)
+    /// A loss function reported a negative number of items.
+    case badItemCount(Int)
 
     public var description: String {
         switch self {
         case let .checkpoint(path, reason): return "\(path): cannot resume: \(reason)"
+        case let .checkpointWrite(path, reason): return "\(path): cannot write the checkpoint: \(reason)"
         case let .nonFiniteLoss(step): return "loss became NaN or infinite at step \(step); lower the learning rate"
+        case let .badItemCount(n): return "a loss function reported \(n) items; the count must not be negative"
         }
     }
 }
 
-/// The loop every stage shares: lr schedule, gradient accumulation, clipping, AdamW, logging,
-/// evaluation with early stopping, checkpoints (last and best) and exact resume.
+/// The loop every stage shares: lr schedule, gradient accumulation weighted by items, clipping,
+/// the optimizer (AdamW unless given another), logging, evaluation with early stopping,
+/// checkpoints (last and best) and exact resume.
 ///
 /// A stage supplies the batches and a loss function; everything else is here, in the natural order
-/// (nanoGPT's loop): lr, forward, loss, backward, clip, step, zero, log, eval, checkpoint.
+/// (nanoGPT's loop): lr, forward, loss, backward, clip, step, zero, log, eval, checkpoint. The
+/// update itself is an ``OptimizerStep`` and the checkpoints go through a ``Checkpointer``, the
+/// parts other loops (PPO) reuse.
 public final class Trainer<Source: BatchSource> {
     /// The parameters trained.
     public let arena: ParameterArena
     /// Hyperparameters.
     public let config: TrainerConfig
-    /// The optimizer (AdamW, decay on tensors of rank >= 2).
-    public let optimizer: AdamW
+    /// The optimizer (by default AdamW with the config's settings, decay on tensors of rank >= 2).
+    public var optimizer: any Optimizer { optimizerStep.optimizer }
+    /// Accumulation, clipping and the update.
+    public let optimizerStep: OptimizerStep
+    /// Saves and restores the weights (`weights`) and the optimizer (`optimizer`).
+    public let checkpointer: Checkpointer
     /// Where metrics go.
     public let sink: MetricsSink?
     /// The stage's random stream (dropout, sampling); saved with checkpoints.
@@ -155,7 +156,8 @@ public final class Trainer<Source: BatchSource> {
     private var evaluationsWithoutImprovement = 0
     var source: Source
 
-    /// The loss of one batch and how many items (tokens or pairs) it covered.
+    /// The loss of one batch (its mean over the items) and how many items (tokens or pairs) it
+    /// covered: micro-batches are weighted by them.
     public typealias LossFunction = (Source.Batch, inout RNG) -> (loss: Tensor, items: Int, metrics: [String: Double])
     let lossFunction: LossFunction
     /// Mean loss and metrics on the validation data.
@@ -164,18 +166,22 @@ public final class Trainer<Source: BatchSource> {
     /// (the run store records it).
     public var onCheckpoint: ((_ kind: String, _ step: Int, _ directory: URL) throws -> Void)?
 
-    /// A trainer over `arena` reading `source`.
+    /// A trainer over `arena` reading `source`, updating it with `optimizer` (which must be over
+    /// `arena`; default: AdamW from the config).
     public init(arena: ParameterArena, config: TrainerConfig, source: Source, sink: MetricsSink? = nil,
-                loss: @escaping LossFunction) {
+                optimizer: (any Optimizer)? = nil, loss: @escaping LossFunction) {
+        precondition(optimizer.map { $0.arena === arena } ?? true, "the optimizer must update the trainer's arena")
         self.arena = arena
         self.config = config
         self.source = source
         self.sink = sink
         self.lossFunction = loss
         self.rng = RNG(seed: config.seed)
-        optimizer = AdamW(arena: arena, learningRate: config.learningRate, beta1: config.adamBeta1,
-                          beta2: config.adamBeta2, epsilon: config.adamEpsilon, weightDecay: config.weightDecay,
-                          decayFilter: .matricesOnly)
+        let optimizer = optimizer ?? AdamW(arena: arena, learningRate: config.learningRate, beta1: config.adamBeta1,
+                                           beta2: config.adamBeta2, epsilon: config.adamEpsilon,
+                                           weightDecay: config.weightDecay, decayFilter: .matricesOnly)
+        optimizerStep = OptimizerStep(optimizer: optimizer, maxGradNorm: config.maxGradNorm)
+        checkpointer = Checkpointer(arenas: [(TrainerKeys.weights, arena)], optimizers: [(TrainerKeys.optimizer, optimizer)])
     }
 
     private func nextBatch() -> Source.Batch {
@@ -199,30 +205,22 @@ public final class Trainer<Source: BatchSource> {
         while step < config.maxSteps {
             let started = DispatchTime.now().uptimeNanoseconds
             let lr = schedule.lr(at: step)
-            optimizer.learningRate = lr
-            var lossSum = 0.0, items = 0
-            var metricSums: [String: Double] = [:]
-            let k = max(1, config.gradientAccumulationSteps)
-            for _ in 0..<k {
+            for _ in 0..<max(1, config.gradientAccumulationSteps) {
                 let (loss, n, metrics) = lossFunction(nextBatch(), &rng)
-                guard loss.item.isFinite else { throw TrainingError.nonFiniteLoss(step: step + 1) }
-                (loss * (1 / Float(k))).backward()
-                lossSum += Double(loss.item)
-                items += n
-                for (name, v) in metrics { metricSums[name, default: 0] += v }
+                do { try optimizerStep.accumulate(loss: loss, items: n, metrics: metrics) } catch TrainingError.nonFiniteLoss {
+                    throw TrainingError.nonFiniteLoss(step: step + 1)
+                }
             }
-            let gradNorm = config.maxGradNorm > 0 ? Double(arena.clipGradNorm(maxNorm: Float(config.maxGradNorm))) : Double(arena.gradNorm())
-            optimizer.step()
-            arena.zeroGrad()
+            let update = optimizerStep.step(learningRate: lr)
             step += 1
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) * 1e-9
-            let loss = lossSum / Double(k)
+            let loss = update.loss
             if let sink, config.loggingSteps > 0, step % config.loggingSteps == 0 || step == config.maxSteps {
                 sink.record(step: step, name: "train/loss", value: loss)
                 sink.record(step: step, name: "train/learning_rate", value: lr)
-                sink.record(step: step, name: "train/grad_norm", value: gradNorm)
-                sink.record(step: step, name: "train/items_per_second", value: Double(items) / seconds)
-                for (name, v) in metricSums { sink.record(step: step, name: "train/" + name, value: v / Double(k)) }
+                sink.record(step: step, name: "train/grad_norm", value: update.gradNorm)
+                sink.record(step: step, name: "train/items_per_second", value: Double(update.items) / seconds)
+                for (name, v) in update.metrics { sink.record(step: step, name: "train/" + name, value: v) }
             }
             var evalLoss: Double?
             var stop = false
@@ -242,13 +240,15 @@ public final class Trainer<Source: BatchSource> {
                     }
                 }
             }
+            var saved = false
             if let dir = checkpointDirectory, (config.saveSteps > 0 && step % config.saveSteps == 0) || step == config.maxSteps || stop {
                 try saveCheckpoint(to: dir.appendingPathComponent("last"))
+                saved = true
             }
-            let p = TrainingProgress(step: step, maxSteps: config.maxSteps, loss: loss, learningRate: lr, gradNorm: gradNorm,
-                                     itemsPerSecond: Double(items) / seconds, evalLoss: evalLoss)
+            let p = TrainingProgress(step: step, maxSteps: config.maxSteps, loss: loss, learningRate: lr, gradNorm: update.gradNorm,
+                                     itemsPerSecond: Double(update.items) / seconds, evalLoss: evalLoss)
             if let progress, !progress(p) {
-                if let dir = checkpointDirectory { try saveCheckpoint(to: dir.appendingPathComponent("last")) }
+                if let dir = checkpointDirectory, !saved { try saveCheckpoint(to: dir.appendingPathComponent("last")) }
                 break
             }
             if stop { break }
@@ -258,73 +258,52 @@ public final class Trainer<Source: BatchSource> {
 
     // MARK: Checkpoints
 
-    /// Writes weights (arena layout), AdamW moments and the trainer state into `directory`,
-    /// replacing it atomically (a crash leaves the previous checkpoint intact).
+    /// The state beside the weights and the optimizer that resume needs.
+    func checkpointState() throws -> CheckpointState {
+        var state = CheckpointState(step: step, rng: rng, values: [
+            TrainerKeys.epoch: Double(epoch),
+            TrainerKeys.evaluationsWithoutImprovement: Double(evaluationsWithoutImprovement),
+        ])
+        if let bestEvalLoss { state.values[TrainerKeys.bestEvalLoss] = bestEvalLoss }
+        do { try state.setDataPosition(source.position) } catch {
+            throw TrainingError.checkpointWrite(path: "data position", reason: "\(error)")
+        }
+        return state
+    }
+
+    /// Writes weights (`weights.safetensors`, arena layout), the optimizer's state
+    /// (`optimizer.safetensors`) and the trainer state as the checkpoint `directory` (e.g.
+    /// `checkpoints/last`), replacing the previous one atomically: a crash at any instant leaves
+    /// the previous checkpoint or this one (see ``Checkpointer``).
     public func saveCheckpoint(to directory: URL) throws {
         // Metrics up to this step reach the sink's storage before the checkpoint exists, so a crash
         // after it loses no rows a resume would not log again.
         try sink?.flush()
-        let fm = FileManager.default
-        let parent = directory.deletingLastPathComponent()
-        try fm.createDirectory(at: parent, withIntermediateDirectories: true)
-        let staging = parent.appendingPathComponent(".\(directory.lastPathComponent).partial-\(ProcessInfo.processInfo.processIdentifier)")
-        try? fm.removeItem(at: staging)
-        try fm.createDirectory(at: staging, withIntermediateDirectories: true)
-        var weights: [String: Tensor] = [:]
-        for (entry, t) in zip(arena.entries, arena.tensors) { weights[entry.name] = t.detached() }
-        try Safetensors.write(weights, to: staging.appendingPathComponent("weights.safetensors"))
-        let opt = optimizer.state()
-        try Safetensors.write(["exp_avg": Tensor(shape: [opt.expAvg.count], values: opt.expAvg),
-                               "exp_avg_sq": Tensor(shape: [opt.expAvgSq.count], values: opt.expAvgSq)],
-                              to: staging.appendingPathComponent("optimizer.safetensors"))
-        let state = TrainerState(step: step, epoch: epoch, rng: rng, positionJSON: try JSONEncoder().encode(source.position),
-                                 bestEvalLoss: bestEvalLoss, evaluationsWithoutImprovement: evaluationsWithoutImprovement,
-                                 optimizerStepCount: opt.stepCount, optimizerParameterNames: opt.parameterNames,
-                                 optimizerParameterSteps: opt.parameterSteps)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(state).write(to: staging.appendingPathComponent("trainer_state.json"))
-        // Swap in: the old checkpoint is removed only once the new one is complete.
-        let old = parent.appendingPathComponent(".\(directory.lastPathComponent).old-\(ProcessInfo.processInfo.processIdentifier)")
-        try? fm.removeItem(at: old)
-        if fm.fileExists(atPath: directory.path) { try fm.moveItem(at: directory, to: old) }
-        try fm.moveItem(at: staging, to: directory)
-        try? fm.removeItem(at: old)
+        try checkpointer.save(checkpointState(), to: directory)
         try onCheckpoint?(directory.lastPathComponent, step, directory)
     }
 
-    /// Restores weights, optimizer moments, RNG, data position and step from a checkpoint written
-    /// by ``saveCheckpoint(to:)`` for a model of the same layout.
+    /// Restores weights, optimizer state, RNG, data position and step from a checkpoint written
+    /// by ``saveCheckpoint(to:)`` (or by the former layout) for a model of the same layout.
     public func resume(from directory: URL) throws {
-        let path = directory.path
-        func fail(_ reason: String) -> TrainingError { .checkpoint(path: path, reason: reason) }
-        guard let stateData = FileManager.default.contents(atPath: directory.appendingPathComponent("trainer_state.json").path) else {
-            throw fail("trainer_state.json is missing")
-        }
-        let state: TrainerState
-        do { state = try JSONDecoder().decode(TrainerState.self, from: stateData) } catch {
-            throw fail("trainer_state.json is unreadable (\(error))")
-        }
-        let weights = try SafetensorsFile(url: directory.appendingPathComponent("weights.safetensors"))
-        for (entry, t) in zip(arena.entries, arena.tensors) {
-            guard weights.contains(entry.name) else { throw fail("weights.safetensors lacks \(entry.name)") }
-            let w = try weights.tensor(entry.name)
-            guard w.shape == entry.shape else { throw fail("\(entry.name) has shape \(w.shape), the model has \(entry.shape)") }
-            t.data.update(from: w.data, count: w.count)
-        }
-        let moments = try SafetensorsFile(url: directory.appendingPathComponent("optimizer.safetensors"))
-        try optimizer.restore(AdamWState(stepCount: state.optimizerStepCount, parameterNames: state.optimizerParameterNames,
-                                         parameterSteps: state.optimizerParameterSteps,
-                                         expAvg: moments.tensor("exp_avg").values, expAvgSq: moments.tensor("exp_avg_sq").values))
+        func fail(_ reason: String) -> TrainingError { .checkpoint(path: directory.path, reason: reason) }
+        // Read everything before changing anything: the position must fit this data.
+        guard let resolved = Checkpointer.resolve(directory) else { throw fail("\(Checkpointer.stateFileName) is missing") }
+        let stored = try Checkpointer.readState(resolved)
         let position: Source.Position
-        do { position = try JSONDecoder().decode(Source.Position.self, from: state.positionJSON) } catch {
+        do {
+            guard let data = stored.dataPosition else { throw fail("it holds no data position") }
+            position = try JSONDecoder().decode(Source.Position.self, from: data)
+        } catch let error as TrainingError { throw error } catch {
             throw fail("the saved data position does not fit this data (\(error))")
         }
+        guard let savedRNG = stored.rng else { throw fail("it holds no random state") }
+        let state = try checkpointer.restore(from: resolved)
         try source.restore(position)
         step = state.step
-        epoch = state.epoch
-        rng = state.rng
-        bestEvalLoss = state.bestEvalLoss
-        evaluationsWithoutImprovement = state.evaluationsWithoutImprovement
+        epoch = Int(state.values[TrainerKeys.epoch] ?? 0)
+        rng = savedRNG
+        bestEvalLoss = state.values[TrainerKeys.bestEvalLoss]
+        evaluationsWithoutImprovement = Int(state.values[TrainerKeys.evaluationsWithoutImprovement] ?? 0)
     }
 }

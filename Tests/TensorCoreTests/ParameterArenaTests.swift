@@ -140,6 +140,19 @@ private func fillGrads(_ arena: ParameterArena, _ f: (Int, Int) -> Float) {
     #expect(abs(arena.gradNorm() - 1) < 1e-5)
 }
 
+@Test func scaleGradsScalesOnlyTheTrainableGradients() {
+    let arena = ParameterArena()
+    arena.add(name: "a", shape: [2, 3])
+    arena.add(name: "frozen", shape: [2])
+    arena.add(name: "b", shape: [5])
+    fillGrads(arena) { k, i in Float(k * 10 + i) - 3 }
+    arena.freeze { $0.name == "frozen" }
+    arena.scaleGrads(by: 0.25)
+    #expect(arena.tensor(named: "a")!.grad!.values == [-3, -2, -1, 0, 1, 2].map { $0 * 0.25 })
+    #expect(arena.tensor(named: "frozen")!.grad!.values == [7, 8])
+    #expect(arena.tensor(named: "b")!.grad!.values == [17, 18, 19, 20, 21].map { $0 * 0.25 })
+}
+
 @Test func gradNormOfALargeArenaIsAccurate() {
     let arena = ParameterArena()
     var rng = RNG(seed: 7)

@@ -106,6 +106,83 @@ func makeTrainer(_ model: DecoderModel, sink: MetricsSink? = nil, maxSteps: Int 
         #expect(second.series("train/loss").map(\.step) == Array(4...8))
     }
 
+    @Test func aCheckpointOfTheFormerLayoutResumesExactly() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rein-legacy-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let full = MemoryMetricsSink()
+        try makeTrainer(tinyLM(seed: 4), sink: full).run()
+        let first = MemoryMetricsSink()
+        try makeTrainer(tinyLM(seed: 4), sink: first).run(checkpointDirectory: dir.appendingPathComponent("new")) { $0.step < 3 }
+
+        // The same checkpoint as the trainer wrote it before the checkpointer: a plain `last`
+        // directory, the AdamW counters in trainer_state.json.
+        let version = dir.appendingPathComponent("new/last")
+        let legacy = dir.appendingPathComponent("old/last")
+        try FileManager.default.createDirectory(at: legacy, withIntermediateDirectories: true)
+        for file in ["weights.safetensors", "optimizer.safetensors"] {
+            try FileManager.default.copyItem(at: version.appendingPathComponent(file), to: legacy.appendingPathComponent(file))
+        }
+        let new = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: version.appendingPathComponent("trainer_state.json"))) as? [String: Any])
+        let values = try #require(new["values"] as? [String: Double])
+        let optimizer = try #require((new["optimizers"] as? [String: Any])?["optimizer"] as? [String: Any])
+        let old: [String: Any] = [
+            "step": new["step"]!, "epoch": Int(values["epoch"]!), "rng": new["rng"]!, "positionJSON": new["data_position"]!,
+            "evaluationsWithoutImprovement": Int(values["evaluations_without_improvement"]!),
+            "optimizerStepCount": optimizer["step_count"]!, "optimizerParameterNames": optimizer["parameter_names"]!,
+            "optimizerParameterSteps": optimizer["parameter_steps"]!,
+        ]
+        try JSONSerialization.data(withJSONObject: old).write(to: legacy.appendingPathComponent("trainer_state.json"))
+
+        // The first save over it moves the plain directory aside as a version; a crash right then
+        // (no link yet) still leaves it to resume from.
+        let crashing = makeTrainer(tinyLM(seed: 97))
+        crashing.checkpointer.faultHook = { point, _ in if point == 1 { throw CancellationError() } }
+        #expect(throws: CancellationError.self) { try crashing.saveCheckpoint(to: legacy) }
+        #expect(Checkpointer.resolve(legacy)?.lastPathComponent == "last-00000003")
+
+        let second = MemoryMetricsSink()
+        let resumed = makeTrainer(tinyLM(seed: 98), sink: second)
+        try resumed.resume(from: legacy)
+        #expect(resumed.step == 3)
+        try resumed.run(checkpointDirectory: dir.appendingPathComponent("old"))
+        let expected = full.series("train/loss").map { $0.value.bitPattern }
+        #expect((first.series("train/loss") + second.series("train/loss")).map { $0.value.bitPattern } == expected)
+        // The next save replaced the plain directory by the link to a version.
+        #expect(linkTarget(legacy) == "last-00000008")
+        #expect(entries(dir.appendingPathComponent("old")) == ["last", "last-00000008"])
+    }
+
+    @Test func anotherOptimizerTrainsAndResumesExactly() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rein-sgd-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func sgdTrainer(_ model: DecoderModel, _ sink: MemoryMetricsSink) -> Trainer<SyntheticBatches> {
+            var config = TrainerConfig()
+            config.maxSteps = 6
+            config.gradientAccumulationSteps = 2
+            config.learningRate = 0.05
+            config.lrSchedulerType = .constant
+            let optimizer = SGD(arena: model.arena, learningRate: 0.05, momentum: 0.9)
+            return Trainer(arena: model.arena, config: config, source: SyntheticBatches(rows: syntheticRows(), batch: 4), sink: sink,
+                           optimizer: optimizer) { rows, _ in
+                let ids = rows.flatMap { $0 }
+                return (model.languageModelingLoss(logits: model.logits(ids: ids, batch: rows.count, length: 12), labels: ids,
+                                                   batch: rows.count, length: 12), rows.count * 11, [:])
+            }
+        }
+        let full = MemoryMetricsSink()
+        let trainer = sgdTrainer(tinyLM(seed: 6), full)
+        #expect(trainer.optimizer is SGD)
+        try trainer.run()
+        let losses = full.series("train/loss").map(\.value)
+        #expect(losses.last! < losses.first!)
+        let first = MemoryMetricsSink(), second = MemoryMetricsSink()
+        try sgdTrainer(tinyLM(seed: 6), first).run(checkpointDirectory: dir) { $0.step < 2 }
+        let resumed = sgdTrainer(tinyLM(seed: 60), second)
+        try resumed.resume(from: dir.appendingPathComponent("last"))
+        try resumed.run(checkpointDirectory: dir)
+        #expect((first.series("train/loss") + second.series("train/loss")).map { $0.value.bitPattern } == losses.map(\.bitPattern))
+    }
+
     @Test func badCheckpointsAreClearErrors() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rein-badckpt-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
