@@ -61,15 +61,18 @@ let package = Package(
         .target(name: "Store", dependencies: [.product(name: "GRDB", package: "GRDB.swift"), "TensorCore", "Training"]),
         .target(name: "Recipes", dependencies: [
             "Alignment", "Checkpoints", "Datasets", "Generation", "NN", "Store", "TensorCore", "Tokenizers", "Training",
+            "Evaluation",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "Checkpoints", dependencies: ["TensorCore", "NN", "Tokenizers"], swiftSettings: numericSettings),
+        .target(name: "Evaluation", dependencies: ["Checkpoints", "Datasets", "Generation", "NN", "TensorCore", "Tokenizers"]),
         .executableTarget(
             name: "rein",
             dependencies: [
                 "TensorCore", "Optimizers", "Tokenizers", "NN", "Generation", "Checkpoints", "Datasets", "Training", "Alignment", "Store",
                 "Recipes",
+                "Evaluation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -84,6 +87,7 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["Store", "Training"]),
         .testTarget(name: "RecipesTests", dependencies: ["Recipes", "Alignment", "Store", "Training", "TensorCore", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "NN", "TensorCore", "Tokenizers", "Generation"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Checkpoints", "Datasets", "Generation", "NN", "TensorCore", "Tokenizers"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -84,16 +84,7 @@ public final class JSONLReader {
     }
 
     private func parse(_ bytes: ArraySlice<UInt8>, line: Int) throws(DatasetError) -> DatasetRecord {
-        guard isValidUTF8(bytes) else { throw DatasetError.invalidUTF8(file: file, line: line) }
-        let value = try bytes.withUnsafeBufferPointer { (buffer) throws(DatasetError) -> JSONValue in
-            do throws(JSONSyntaxError) {
-                return try JSONParser.parse(buffer)
-            } catch {
-                let column = buffer.prefix(error.offset).reduce(1) { $1 & 0xC0 == 0x80 ? $0 : $0 + 1 }
-                throw DatasetError.invalidJSON(file: file, line: line, column: column, reason: error.reason)
-            }
-        }
-        let parser = RecordParser(file: file, line: line, object: value)
+        let parser = RecordParser(file: file, line: line, object: try parseJSONLine(bytes, file: file, line: line))
         let format: DatasetFormat
         if let known = self.format { format = known } else { format = try parser.detectFormat() }
         let record = try parser.record(as: format)
@@ -249,6 +240,19 @@ struct LineReader {
             } else {
                 atEnd = true
             }
+        }
+    }
+}
+
+/// One JSONL line as a JSON value; errors name `file:line` (and the column of a syntax error).
+func parseJSONLine(_ bytes: ArraySlice<UInt8>, file: String, line: Int) throws(DatasetError) -> JSONValue {
+    guard isValidUTF8(bytes) else { throw DatasetError.invalidUTF8(file: file, line: line) }
+    return try bytes.withUnsafeBufferPointer { (buffer) throws(DatasetError) -> JSONValue in
+        do throws(JSONSyntaxError) {
+            return try JSONParser.parse(buffer)
+        } catch {
+            let column = buffer.prefix(error.offset).reduce(1) { $1 & 0xC0 == 0x80 ? $0 : $0 + 1 }
+            throw DatasetError.invalidJSON(file: file, line: line, column: column, reason: error.reason)
         }
     }
 }

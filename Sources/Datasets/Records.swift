@@ -128,6 +128,15 @@ struct RecordParser {
         }
     }
 
+    /// The record as a prompt with its reference answer: the prompt as in a prompt-only record
+    /// (`prompt`, or `messages` ending with a user turn) and `answer` a string.
+    func promptAnswer() throws(DatasetError) -> PromptAnswerRecord {
+        guard case .prompt(let prompt) = try record(as: .promptOnly) else {
+            preconditionFailure("record(as: .promptOnly) returns a prompt")
+        }
+        return PromptAnswerRecord(prompt: prompt, answer: try string("answer"))
+    }
+
     private func required(_ field: String, expected: String) throws(DatasetError) -> JSONValue {
         guard let value = object[field], !value.isNull else {
             throw DatasetError.missingField(file: file, line: line, field: field, expected: expected)

@@ -170,7 +170,8 @@ public enum SyntheticData {
     }
 
     /// The correct answer to a prompt of any task, or nil when the prompt is not one of the task
-    /// phrasings. Surrounding whitespace is ignored.
+    /// phrasings. Surrounding whitespace is ignored. (Judging a reply against it is Evaluation's
+    /// `SyntheticTaskJudge`.)
     public static func answer(to prompt: String) -> String? {
         let text = prompt.trimmingCharacters(in: .whitespacesAndNewlines)
         if let body = text.without(prefix: SyntheticProblem.arithmeticPrefix), body.hasSuffix("?") {
@@ -193,13 +194,6 @@ public enum SyntheticData {
             return items.map(String.init).sorted().joined(separator: " ")
         }
         return nil
-    }
-
-    /// True when `response`, trimmed of surrounding whitespace, is exactly the answer to `prompt`
-    /// (false for an unrecognised prompt).
-    public static func isCorrect(prompt: String, response: String) -> Bool {
-        guard let answer = answer(to: prompt) else { return false }
-        return response.trimmingCharacters(in: .whitespacesAndNewlines) == answer
     }
 
     /// A non-negative decimal of 1-18 ASCII digits (so sums cannot overflow).

@@ -63,14 +63,33 @@ public struct Generator {
     public let model: DecoderModel
     /// Turns token ids into text (for stop strings and `text`); nil leaves `text` empty.
     public var decode: (([Int32]) -> String)?
-    /// The id written into padded positions (masked out; any valid id works).
+    /// The id written into padded positions (masked out, so any id of the vocabulary gives the same
+    /// tokens; see `padId(padTokenId:eosTokenId:vocabularySize:)` for the one rule that picks it).
     public var padId: Int32
 
-    /// A generator for `model`.
-    public init(model: DecoderModel, padId: Int32 = 0, decode: (([Int32]) -> String)? = nil) {
+    /// A generator for `model`. Without `padId`, the pad rule is applied to the model config's
+    /// pad and EOS ids; callers with a tokenizer pass the rule's answer for the tokenizer's ids.
+    public init(model: DecoderModel, padId: Int32? = nil, decode: (([Int32]) -> String)? = nil) {
         self.model = model
-        self.padId = padId
+        self.padId = padId ?? Self.padId(padTokenId: model.config.padTokenId.flatMap { Int32(exactly: $0) },
+                                         eosTokenId: model.config.eosTokenId.flatMap { Int32(exactly: $0) },
+                                         vocabularySize: model.config.vocabSize)
         self.decode = decode
+    }
+
+    /// The pad-id rule of every generation and scoring call (generation, perplexity, reward
+    /// scoring): the pad token when there is one, else EOS, else 0, skipping any id outside
+    /// `0..<vocabularySize` (it could not be embedded).
+    ///
+    /// The choice never changes a result: padded positions are masked out of attention (left
+    /// padding in generation) or come after every real token under causal attention (right padding
+    /// in scoring), and a padded position is never sampled or scored. EOS is a safe fallback for the
+    /// same reason; the rule exists so that every call site picks the same id.
+    public static func padId(padTokenId: Int32?, eosTokenId: Int32?, vocabularySize: Int) -> Int32 {
+        for candidate in [padTokenId, eosTokenId] {
+            if let id = candidate, id >= 0, Int(id) < vocabularySize { return id }
+        }
+        return 0
     }
 
     /// Generates a continuation of each prompt. `onToken(sequence, token)` is called as each new

@@ -1,6 +1,7 @@
 import Alignment
 import Checkpoints
 import Datasets
+import Evaluation
 import Foundation
 import Generation
 import NN
@@ -186,86 +187,6 @@ public struct StageExecutor {
         try definition.exported?(summary, final)
         try sink?.flush()
         return StageOutcome(summary: summary, modelDirectory: final, exactMatch: exactMatch)
-    }
-}
-
-/// Held-out prompts with known answers: a policy's greedy exact-match accuracy.
-public struct ExactMatchSet {
-    /// Prompt ids (with the generation prompt), the prompts' text, and the answers.
-    public let prompts: [[Int32]]
-    public let promptTexts: [String]
-    public let answers: [String]
-    public var count: Int { prompts.count }
-
-    /// Reads JSONL lines `{"prompt": TEXT or [messages], "answer": TEXT}` (other fields ignored).
-    public init(path: String, builder: ExampleBuilder) throws {
-        guard let data = FileManager.default.contents(atPath: path) else { throw RunnerError("\(path): cannot read the file") }
-        var prompts: [[Int32]] = [], answers: [String] = [], texts: [String] = []
-        for (index, line) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
-            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
-            let where_ = "\(path):\(index + 1)"
-            guard let object = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any] else {
-                throw RunnerError("\(where_): not a JSON object")
-            }
-            guard let answer = object["answer"] as? String else { throw RunnerError("\(where_): answer: expected a string") }
-            let prompt: TextOrChat
-            if let text = object["prompt"] as? String {
-                prompt = .text(text)
-            } else if let list = object["prompt"] as? [[String: Any]] {
-                prompt = .chat(try list.map { m in
-                    guard let role = m["role"] as? String, let content = m["content"] as? String else {
-                        throw RunnerError("\(where_): prompt: each message needs string role and content")
-                    }
-                    return ChatMessage(role: role, content: content)
-                })
-            } else {
-                throw RunnerError("\(where_): prompt: expected a string or a list of messages")
-            }
-            prompts.append(try builder.prompt(for: .prompt(prompt)))
-            answers.append(answer)
-            switch prompt {
-            case .text(let t): texts.append(t)
-            case .chat(let messages): texts.append(messages.last?.content ?? "")
-            }
-        }
-        guard !prompts.isEmpty else { throw RunnerError("\(path): no prompts") }
-        self.prompts = prompts
-        self.answers = answers
-        promptTexts = texts
-    }
-
-    /// The fraction of correct samples.
-    public static func accuracy(_ samples: [Sample]) -> Double {
-        samples.isEmpty ? 0 : Double(samples.filter(\.correct).count) / Double(samples.count)
-    }
-
-    /// One greedy reply and whether it is right.
-    public struct Sample: Sendable {
-        public var prompt: String
-        public var reply: String
-        public var answer: String
-        public var tokens: Int
-        public var stopReason: String
-        public var correct: Bool { reply == answer }
-    }
-
-    /// The greedy reply to every prompt, with its length and why it stopped.
-    public func samples(_ lm: LanguageModel, maxNewTokens: Int, batchSize: Int = 32) -> [Sample] {
-        Autograd.withoutGrad {
-            let generator = Generator(model: lm.model, padId: 0) { lm.tokenizer.decode($0, skipSpecial: true) }
-            let options = SamplingOptions(temperature: 0, maxNewTokens: maxNewTokens, stopTokens: lm.stopTokenIds)
-            var rng = RNG(seed: 0)
-            var out: [Sample] = []
-            for start in stride(from: 0, to: prompts.count, by: batchSize) {
-                let end = min(start + batchSize, prompts.count)
-                let generated = generator.generate(prompts: Array(prompts[start..<end]), options: options, rng: &rng)
-                for (i, g) in generated.enumerated() {
-                    out.append(Sample(prompt: promptTexts[start + i], reply: g.text.trimmingCharacters(in: .whitespacesAndNewlines),
-                                      answer: answers[start + i], tokens: g.tokens.count, stopReason: g.stopReason.rawValue))
-                }
-            }
-            return out
-        }
     }
 }
 

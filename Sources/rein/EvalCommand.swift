@@ -2,7 +2,7 @@ import ArgumentParser
 import Checkpoints
 import Foundation
 import Datasets
-import Generation
+import Evaluation
 import Recipes
 
 /// `rein eval ...`: measurements of a model on data.
@@ -70,7 +70,7 @@ struct EvalPerplexity: ParsableCommand {
 
         var progress = ProgressReporter(total: total, unit: "tokens")
         let result = Perplexity.evaluate(model: lm.model, windows: windows, batchSize: batchSize,
-                                         padId: lm.tokenizer.padTokenID ?? 0) { progress.update($0) }
+                                         padId: lm.generationPadId) { progress.update($0) }
         print("tokens evaluated: \(result.tokenCount)")
         print("mean NLL:         \(fmt(result.meanNLL, 0, 4)) nats/token")
         print("perplexity:       \(fmt(result.perplexity, 0, 3))")

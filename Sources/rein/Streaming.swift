@@ -1,23 +1,17 @@
 import Checkpoints
+import Evaluation
 import Foundation
 import Generation
 import TensorCore
 
 extension LanguageModel {
-    /// A generator whose text skips special tokens (the end-of-turn token is not part of a reply).
-    var generator: Generator {
-        let tokenizer = self.tokenizer
-        return Generator(model: model, padId: tokenizer.padTokenID ?? eosTokenId ?? 0,
-                         decode: { tokenizer.decode($0, skipSpecial: true) })
-    }
-
     /// Generates one reply to `prompt`, writing its text to stdout as it comes when `stream` is set.
     func reply(to prompt: [Int32], options: SamplingOptions, rng: inout RNG, stream: Bool) -> (GeneratedSequence, Double) {
         var decoder = tokenizer.makeStreamingDecoder(skipSpecial: true)
         var filter = StopStringFilter(stopStrings: options.stopStrings)
         let clock = ContinuousClock()
         let start = clock.now
-        let result = generator.generate(prompts: [prompt], options: options, rng: &rng,
+        let result = makeGenerator().generate(prompts: [prompt], options: options, rng: &rng,
                                         onToken: stream ? { _, token in Terminal.write(filter.push(decoder.append(token))) } : nil)[0]
         let elapsed = seconds(clock.now - start)
         if stream { Terminal.write(filter.push(decoder.finish()) + filter.finish()) }

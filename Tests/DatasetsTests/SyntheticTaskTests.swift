@@ -125,7 +125,7 @@ import Tokenizers
                     Issue.record("\(name): \(record)")
                     continue
                 }
-                #expect(SyntheticData.isCorrect(prompt: messages[0].content, response: messages[1].content), "\(messages)")
+                #expect(SyntheticData.answer(to: messages[0].content) == messages[1].content, "\(messages)")
             }
         }
         for name in ["prefs.jsonl", "prefs_valid.jsonl"] {
@@ -135,15 +135,15 @@ import Tokenizers
                     Issue.record("\(name): \(record)")
                     continue
                 }
-                #expect(SyntheticData.isCorrect(prompt: prompt[0].content, response: chosen[0].content), "\(record)")
-                #expect(!SyntheticData.isCorrect(prompt: prompt[0].content, response: rejected[0].content), "\(record)")
+                #expect(SyntheticData.answer(to: prompt[0].content) == chosen[0].content, "\(record)")
+                #expect(SyntheticData.answer(to: prompt[0].content) != rejected[0].content.trimmingCharacters(in: .whitespacesAndNewlines), "\(record)")
                 #expect(!rejected[0].content.isEmpty)
             }
         }
         let lines = try String(contentsOf: scratch.directory.appendingPathComponent("pretrain.txt"), encoding: .utf8)
         for line in lines.split(separator: "\n") {
             let solved = promptAndAnswer(ofSentence: String(line))
-            #expect(solved.map { SyntheticData.isCorrect(prompt: $0.prompt, response: $0.answer) } == true, "\(line)")
+            #expect(solved.map { SyntheticData.answer(to: $0.prompt) == $0.answer } == true, "\(line)")
         }
         // eval.jsonl's extra "answer" field is the correct answer.
         let evalText = try String(contentsOf: scratch.directory.appendingPathComponent("eval.jsonl"), encoding: .utf8)
@@ -181,13 +181,7 @@ import Tokenizers
         for (prompt, answer) in cases {
             #expect(SyntheticData.answer(to: prompt) == answer, "\(String(reflecting: prompt))")
         }
-        #expect(SyntheticData.isCorrect(prompt: "What is 47 + 38?", response: " 85\n"))
-        #expect(!SyntheticData.isCorrect(prompt: "What is 47 + 38?", response: "84"))
-        #expect(!SyntheticData.isCorrect(prompt: "What is 47 + 38?", response: "85."))
-        #expect(!SyntheticData.isCorrect(prompt: "What is 47 + 38?", response: "The answer is 85"))
-        #expect(SyntheticData.isCorrect(prompt: "Sort the digits: 5 2 9 1", response: "1 2 5 9"))
-        #expect(!SyntheticData.isCorrect(prompt: "Sort the digits: 5 2 9 1", response: "1 2  5 9"))
-        #expect(!SyntheticData.isCorrect(prompt: "Tell me a story", response: ""))
+        // Judging replies against these answers is tested with Evaluation's SyntheticTaskJudge.
     }
 
     @Test func filesParseAsTheirRecordKinds() throws {

@@ -1,3 +1,4 @@
+import Generation
 import NN
 import TensorCore
 
@@ -61,15 +62,17 @@ public enum Perplexity {
 
     /// Summed NLL of `model` on the windows, `batchSize` windows per forward pass, without autograd.
     ///
-    /// Windows are batched longest first and right-padded with `padId`. Padded positions are never
+    /// Windows are batched longest first and right-padded with `padId` (default: the pad rule,
+    /// `Generator.padId`, on the model config's ids). Padded positions are never
     /// scored (as if labelled -100), and since attention is causal, real tokens never see the
     /// padding after them, so batching does not change any token's log-probability. Only the hidden
     /// states of scored positions go through the LM head, in chunks: no LM-head work is spent on
     /// padding or context-only tokens, and the `[B, T, V]` logits are never held at once.
     ///
     /// - Parameter progress: called after each batch with the number of tokens scored so far.
-    public static func evaluate(model: DecoderModel, windows: [PerplexityWindow], batchSize: Int, padId: Int32 = 0,
+    public static func evaluate(model: DecoderModel, windows: [PerplexityWindow], batchSize: Int, padId: Int32? = nil,
                                 progress: ((Int) -> Void)? = nil) -> PerplexityResult {
+        let padId = padId ?? Generator(model: model).padId
         precondition(batchSize > 0, "evaluate: batchSize must be positive")
         precondition(windows.allSatisfy { $0.ids.count <= model.config.maxPositions },
                      "evaluate: a window is longer than the model's \(model.config.maxPositions) positions")

@@ -1,16 +1,9 @@
 import Foundation
 import Testing
 import Checkpoints
-import Generation
+import Evaluation
 import NN
 import TensorCore
-
-/// A tiny fixture checkpoint (`Tests/Fixtures/hf-tiny-*`), found next to this file.
-func fixtureModel(_ name: String) throws -> LanguageModel {
-    let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures").appendingPathComponent(name)
-    return try LanguageModel.load(dir.path)
-}
 
 @Suite struct PerplexityTests {
     let text = "To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer"
