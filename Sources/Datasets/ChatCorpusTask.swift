@@ -1,4 +1,5 @@
 import Foundation
+import Tokenizers
 
 /// Question/answer records from a ChatterBot corpus (`task: chatterbot`): each conversation's
 /// consecutive utterances become (user, assistant) turns. Preference pairs prefer the corpus reply
@@ -62,30 +63,28 @@ enum ChatCorpusTask {
         let validation = Array(all[0..<validationCount])
         let eval = Array(all[validationCount..<heldOut])
         let training = Array(all[heldOut...])
-        let json = SyntheticData.jsonString
-        func user(_ q: String) -> String { "[{\"role\":\"user\",\"content\":\(json(q))}]" }
-        func assistant(_ a: String) -> String { "[{\"role\":\"assistant\",\"content\":\(json(a))}]" }
-        func sft(_ p: (String, String)) -> String {
-            "{\"messages\":[{\"role\":\"user\",\"content\":\(json(p.0))},{\"role\":\"assistant\",\"content\":\(json(p.1))}]}"
+        func conversation(_ p: (String, String)) -> ConversationRecord {
+            ConversationRecord(messages: [.user(p.0), .assistant(p.1)])
         }
-        func pair(_ p: (String, String), _ rng: inout SplitMix64) -> String {
+        func pair(_ p: (String, String), _ rng: inout SplitMix64) -> PreferenceRecord {
             var other = training[Int(rng.next() % UInt64(training.count))].1
             var tries = 0
             while other == p.1 && tries < 8 { other = training[Int(rng.next() % UInt64(training.count))].1; tries += 1 }
-            return "{\"prompt\":\(user(p.0)),\"chosen\":\(assistant(p.1)),\"rejected\":\(assistant(other + (other == p.1 ? " (off topic)" : "")))}"
+            return PreferenceRecord(prompt: [.user(p.0)], chosen: [.assistant(p.1)],
+                                    rejected: [.assistant(other + (other == p.1 ? " (off topic)" : ""))])
         }
-        let sftLines = (0..<min(config.sftExamples, training.count)).map { sft(training[$0]) }
+        let sftRecords = (0..<min(config.sftExamples, training.count)).map { conversation(training[$0]) }
         var pairRNG = SplitMix64(seed: config.seed &+ 1)
-        let prefLines = (0..<min(config.preferencePairs, training.count)).map { pair(training[$0 % training.count], &pairRNG) }
+        let prefRecords = (0..<min(config.preferencePairs, training.count)).map { pair(training[$0 % training.count], &pairRNG) }
         let prefValid = validation.map { pair($0, &pairRNG) }
         let text = training.prefix(config.pretrainExamples).map { "\($0.0)\n\($0.1)\n" }
         return [
             ("pretrain.txt", Array(text)),
-            ("sft.jsonl", sftLines),
-            ("sft_valid.jsonl", validation.map(sft)),
-            ("prefs.jsonl", prefLines),
-            ("prefs_valid.jsonl", prefValid),
-            ("eval.jsonl", eval.map { "{\"prompt\":\(user($0.0)),\"answer\":\(json($0.1))}" }),
+            ("sft.jsonl", try SyntheticData.jsonLines(sftRecords)),
+            ("sft_valid.jsonl", try SyntheticData.jsonLines(validation.map(conversation))),
+            ("prefs.jsonl", try SyntheticData.jsonLines(prefRecords)),
+            ("prefs_valid.jsonl", try SyntheticData.jsonLines(prefValid)),
+            ("eval.jsonl", try SyntheticData.jsonLines(eval.map { EvalRecord(prompt: [.user($0.0)], answer: $0.1) })),
         ]
     }
 }

@@ -1,4 +1,6 @@
 import Foundation
+import TensorCore
+import Tokenizers
 
 /// Settings of the synthetic instruction task (`rein data generate`): which task, how many examples
 /// each file gets, and the seed. Keys are snake_case; absent keys keep their defaults.
@@ -243,24 +245,23 @@ public enum SyntheticData {
         let sft = pool.drawTraining(evenSplit(config.sftExamples, kinds.count), &sftRNG)
         let prefs = pool.drawTraining(evenSplit(config.preferencePairs, kinds.count), &prefsRNG)
 
-        func pairLine(_ problem: SyntheticProblem, _ rng: inout SplitMix64) -> String {
+        func pair(_ problem: SyntheticProblem, _ rng: inout SplitMix64) -> PreferenceRecord {
             let misses = problem.nearMisses()
             let wrong = misses[rng.index(below: misses.count)]
-            return "{\"prompt\":\(messages(("user", problem.prompt))),\"chosen\":\(messages(("assistant", problem.answer))),"
-                + "\"rejected\":\(messages(("assistant", wrong)))}"
+            return PreferenceRecord(prompt: [.user(problem.prompt)], chosen: [.assistant(problem.answer)], rejected: [.assistant(wrong)])
         }
-        func sftLine(_ problem: SyntheticProblem) -> String {
-            "{\"messages\":\(messages(("user", problem.prompt), ("assistant", problem.answer)))}"
+        func conversation(_ problem: SyntheticProblem) -> ConversationRecord {
+            ConversationRecord(messages: [.user(problem.prompt), .assistant(problem.answer)])
         }
         return [
             // A blank line after each problem makes it its own document: pretraining sees EOS after
             // every answer and learns to stop, and a validation split can hold whole problems out.
             ("pretrain.txt", pretrain.map { $0.statement + "\n" }),
-            ("sft.jsonl", sft.map(sftLine)),
-            ("sft_valid.jsonl", validation.map(sftLine)),
-            ("prefs.jsonl", prefs.map { pairLine($0, &prefsRNG) }),
-            ("prefs_valid.jsonl", validation.map { pairLine($0, &prefsValidationRNG) }),
-            ("eval.jsonl", eval.map { "{\"prompt\":\(messages(("user", $0.prompt))),\"answer\":\(jsonString($0.answer))}" }),
+            ("sft.jsonl", try jsonLines(sft.map(conversation))),
+            ("sft_valid.jsonl", try jsonLines(validation.map(conversation))),
+            ("prefs.jsonl", try jsonLines(prefs.map { pair($0, &prefsRNG) })),
+            ("prefs_valid.jsonl", try jsonLines(validation.map { pair($0, &prefsValidationRNG) })),
+            ("eval.jsonl", try jsonLines(eval.map { EvalRecord(prompt: [.user($0.prompt)], answer: $0.answer) })),
         ]
     }
 
@@ -281,29 +282,35 @@ public enum SyntheticData {
         (0..<parts).map { n / parts + ($0 < n % parts ? 1 : 0) }
     }
 
-    /// A JSON list of messages.
-    private static func messages(_ list: (role: String, content: String)...) -> String {
-        "[" + list.map { "{\"role\":\(jsonString($0.role)),\"content\":\(jsonString($0.content))}" }.joined(separator: ",") + "]"
-    }
-
-    /// A JSON string literal.
-    static func jsonString(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
+    /// One JSON line per record, keys sorted.
+    static func jsonLines(_ records: [some Encodable]) throws(DatasetError) -> [String] {
+        let encoder = JSONLinesEncoder()
+        do {
+            return try records.map { try encoder.line($0) }
+        } catch {
+            throw DatasetError.invalidConfiguration("a generated record cannot be written as JSON: \(error)")
         }
-        return out + "\""
     }
+}
+
+// MARK: - Records of the generated JSONL files
+
+/// `{"messages": [...]}`: a conversational SFT record.
+struct ConversationRecord: Encodable {
+    let messages: [ChatMessage]
+}
+
+/// `{"prompt", "chosen", "rejected"}`: a conversational preference pair.
+struct PreferenceRecord: Encodable {
+    let prompt: [ChatMessage]
+    let chosen: [ChatMessage]
+    let rejected: [ChatMessage]
+}
+
+/// `{"prompt", "answer"}`: a prompt-only eval record with its correct answer.
+struct EvalRecord: Encodable {
+    let prompt: [ChatMessage]
+    let answer: String
 }
 
 // MARK: - Tasks and problems
