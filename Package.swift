@@ -75,7 +75,7 @@ let package = Package(
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
         .testTarget(name: "OptimizersTests", dependencies: ["Optimizers", "TensorCore"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
-        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Tokenizers"]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "TensorCore", "Tokenizers"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore"]),
         .testTarget(name: "AlignmentTests", dependencies: ["Alignment", "NN", "TensorCore", "Datasets", "Tokenizers", "Training", "Store"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "NN", "Optimizers", "TensorCore"]),

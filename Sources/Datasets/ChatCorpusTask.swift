@@ -1,4 +1,5 @@
 import Foundation
+import TensorCore
 import Tokenizers
 
 /// Question/answer records from a ChatterBot corpus (`task: chatterbot`): each conversation's
@@ -55,8 +56,8 @@ enum ChatCorpusTask {
         guard all.count >= 4 else {
             throw DatasetError.invalidConfiguration("source: \(source.path) holds \(all.count) question/answer pairs; at least 4 are needed")
         }
-        var rng = SplitMix64(seed: config.seed)
-        all.shuffle(using: &rng)
+        var rng = RNG(seed: config.seed)
+        seededShuffle(&all, using: &rng)
         // Held out first (validation and eval), the rest for training; counts are capped by the corpus.
         let heldOut = min(config.validationExamples + config.evalPrompts, all.count / 4)
         let validationCount = min(config.validationExamples, heldOut / 2 + heldOut % 2)
@@ -66,15 +67,15 @@ enum ChatCorpusTask {
         func conversation(_ p: (String, String)) -> ConversationRecord {
             ConversationRecord(messages: [.user(p.0), .assistant(p.1)])
         }
-        func pair(_ p: (String, String), _ rng: inout SplitMix64) -> PreferenceRecord {
-            var other = training[Int(rng.next() % UInt64(training.count))].1
+        func pair(_ p: (String, String), _ rng: inout RNG) -> PreferenceRecord {
+            var other = training[rng.int(below: training.count)].1
             var tries = 0
-            while other == p.1 && tries < 8 { other = training[Int(rng.next() % UInt64(training.count))].1; tries += 1 }
+            while other == p.1 && tries < 8 { other = training[rng.int(below: training.count)].1; tries += 1 }
             return PreferenceRecord(prompt: [.user(p.0)], chosen: [.assistant(p.1)],
                                     rejected: [.assistant(other + (other == p.1 ? " (off topic)" : ""))])
         }
         let sftRecords = (0..<min(config.sftExamples, training.count)).map { conversation(training[$0]) }
-        var pairRNG = SplitMix64(seed: config.seed &+ 1)
+        var pairRNG = RNG(seed: config.seed, stream: 1)
         let prefRecords = (0..<min(config.preferencePairs, training.count)).map { pair(training[$0 % training.count], &pairRNG) }
         let prefValid = validation.map { pair($0, &pairRNG) }
         let text = training.prefix(config.pretrainExamples).map { "\($0.0)\n\($0.1)\n" }

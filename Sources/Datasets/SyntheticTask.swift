@@ -235,7 +235,7 @@ public enum SyntheticData {
             }
         }
 
-        func rng(_ stream: Stream) -> SplitMix64 { SplitMix64(seed: config.seed, stream: stream.rawValue) }
+        func rng(_ stream: Stream) -> RNG { RNG(seed: config.seed, stream: stream.rawValue) }
         var evalRNG = rng(.eval), validationRNG = rng(.validation)
         let eval = pool.drawHeldOut(evalShares, &evalRNG)
         let validation = pool.drawHeldOut(validationShares, &validationRNG)
@@ -245,9 +245,9 @@ public enum SyntheticData {
         let sft = pool.drawTraining(evenSplit(config.sftExamples, kinds.count), &sftRNG)
         let prefs = pool.drawTraining(evenSplit(config.preferencePairs, kinds.count), &prefsRNG)
 
-        func pair(_ problem: SyntheticProblem, _ rng: inout SplitMix64) -> PreferenceRecord {
+        func pair(_ problem: SyntheticProblem, _ rng: inout RNG) -> PreferenceRecord {
             let misses = problem.nearMisses()
-            let wrong = misses[rng.index(below: misses.count)]
+            let wrong = misses[rng.int(below: misses.count)]
             return PreferenceRecord(prompt: [.user(problem.prompt)], chosen: [.assistant(problem.answer)], rejected: [.assistant(wrong)])
         }
         func conversation(_ problem: SyntheticProblem) -> ConversationRecord {
@@ -340,18 +340,18 @@ enum SyntheticTaskKind: String, CaseIterable, Sendable {
     }
 
     /// A uniformly drawn problem of `family`.
-    func draw(family: Int, maxOperand m: Int, _ rng: inout SplitMix64) -> SyntheticProblem {
+    func draw(family: Int, maxOperand m: Int, _ rng: inout RNG) -> SyntheticProblem {
         switch self {
         case .arithmetic:
-            var a = rng.index(below: m + 1), b = rng.index(below: m + 1)
+            var a = rng.int(below: m + 1), b = rng.int(below: m + 1)
             let plus = family == 0
             if !plus && a < b { swap(&a, &b) }
             return SyntheticProblem(family: family, payload: .arithmetic(a, plus, b))
         case .reverse:
-            let letters = (0..<Self.lengths.lowerBound + family).map { _ in UInt8(ascii: "a") + UInt8(rng.index(below: 26)) }
+            let letters = (0..<Self.lengths.lowerBound + family).map { _ in UInt8(ascii: "a") + UInt8(rng.int(below: 26)) }
             return SyntheticProblem(family: family, payload: .reverse(String(decoding: letters, as: UTF8.self)))
         case .sort:
-            let digits = (0..<Self.lengths.lowerBound + family).map { _ in rng.index(below: 10) }
+            let digits = (0..<Self.lengths.lowerBound + family).map { _ in rng.int(below: 10) }
             return SyntheticProblem(family: family, payload: .sort(digits))
         }
     }
@@ -480,7 +480,7 @@ struct ProblemPool {
 
     /// `counts[k]` new distinct problems of `kinds[k]` each, none held out before, in a shuffled
     /// order; they are held out from now on.
-    mutating func drawHeldOut(_ counts: [Int], _ rng: inout SplitMix64) -> [SyntheticProblem] {
+    mutating func drawHeldOut(_ counts: [Int], _ rng: inout RNG) -> [SyntheticProblem] {
         var out: [SyntheticProblem] = []
         for (k, count) in counts.enumerated() {
             for _ in 0..<count {
@@ -495,7 +495,7 @@ struct ProblemPool {
     }
 
     /// `counts[k]` problems of `kinds[k]` each, none held out (repeats allowed), in a shuffled order.
-    func drawTraining(_ counts: [Int], _ rng: inout SplitMix64) -> [SyntheticProblem] {
+    func drawTraining(_ counts: [Int], _ rng: inout RNG) -> [SyntheticProblem] {
         var out: [SyntheticProblem] = []
         for (k, count) in counts.enumerated() {
             for _ in 0..<count { out.append(draw(k, &rng)) }
@@ -507,24 +507,14 @@ struct ProblemPool {
     /// A problem of `kinds[k]` that is not held out: a family with problems left, uniformly, then
     /// a problem of it, redrawn until not held out. The capacity check in `generate` keeps every
     /// family at least half free on average, so redraws are few.
-    private func draw(_ k: Int, _ rng: inout SplitMix64) -> SyntheticProblem {
+    private func draw(_ k: Int, _ rng: inout RNG) -> SyntheticProblem {
         let open = sizes[k].indices.filter { held[k][$0] < sizes[k][$0] }
-        let family = open[rng.index(below: open.count)]
+        let family = open[rng.int(below: open.count)]
         while true {
             let problem = kinds[k].draw(family: family, maxOperand: maxOperand, &rng)
             if !heldOut.contains(problem.prompt) { return problem }
         }
     }
-}
-
-extension SplitMix64 {
-    /// Stream `stream` of `seed`: different streams give unrelated sequences.
-    init(seed: UInt64, stream: UInt64) {
-        self.init(seed: mix64(seed ^ mix64(stream)))
-    }
-
-    /// A uniform index in 0..<n (n >= 1).
-    mutating func index(below n: Int) -> Int { Int(below(UInt64(n))) }
 }
 
 extension String {
