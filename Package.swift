@@ -48,7 +48,7 @@ let package = Package(
             swiftSettings: numericSettings
         ),
         .target(name: "Tokenizers"),
-        .target(name: "Datasets", dependencies: ["TensorCore", "Tokenizers"]),
+        .target(name: "Datasets", dependencies: ["TensorCore", "Tokenizers", .product(name: "Yams", package: "Yams")]),
         .target(name: "Generation", dependencies: ["NN", "TensorCore"]),
         .target(
             name: "NN",

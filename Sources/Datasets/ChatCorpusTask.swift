@@ -7,35 +7,14 @@ import Tokenizers
 /// over a reply taken from another conversation (an off-topic answer), so the rule that labels
 /// them is "the reply answers this question".
 enum ChatCorpusTask {
-    /// The (question, answer) pairs of one ChatterBot `.yml` file, read line by line: a line
-    /// `- - TEXT` starts a conversation and `  - TEXT` continues it.
+    /// The (question, answer) pairs of one ChatterBot `.yml` file: each pair of consecutive
+    /// utterances of a conversation, both non-empty.
     static func pairs(file: URL) throws(DatasetError) -> [(String, String)] {
-        guard let data = FileManager.default.contents(atPath: file.path) else {
-            throw DatasetError.fileAccess(file: file.path, reason: "cannot be read")
-        }
-        var conversations: [[String]] = []
-        for raw in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true) {
-            let line = String(raw)
-            if line.hasPrefix("- - ") {
-                conversations.append([unquote(String(line.dropFirst(4)))])
-            } else if line.hasPrefix("  - "), !conversations.isEmpty {
-                conversations[conversations.count - 1].append(unquote(String(line.dropFirst(4))))
-            }
-        }
         var out: [(String, String)] = []
-        for turns in conversations where turns.count >= 2 {
+        for turns in try ChatterBotCorpus.conversations(file: file) where turns.count >= 2 {
             for i in 0..<(turns.count - 1) where !turns[i].isEmpty && !turns[i + 1].isEmpty { out.append((turns[i], turns[i + 1])) }
         }
         return out
-    }
-
-    static func unquote(_ text: String) -> String {
-        var t = text.trimmingCharacters(in: .whitespaces)
-        if t.count >= 2, let first = t.first, first == "'" || first == "\"", t.last == first {
-            t = String(t.dropFirst().dropLast())
-            if first == "'" { t = t.replacingOccurrences(of: "''", with: "'") }
-        }
-        return t
     }
 
     /// The files of the task, in `SyntheticData.fileNames` order.
@@ -43,14 +22,7 @@ enum ChatCorpusTask {
         let problems = config.problems()
         guard problems.isEmpty else { throw DatasetError.invalidConfiguration(problems.joined(separator: "; ")) }
         let source = URL(fileURLWithPath: config.source!)
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: source.path, isDirectory: &isDirectory) else {
-            throw DatasetError.fileAccess(file: source.path, reason: "not found (scripts/fetch-assets.sh downloads the ChatterBot corpus into assets/chatterbot)")
-        }
-        let files = isDirectory.boolValue
-            ? ((try? FileManager.default.contentsOfDirectory(atPath: source.path)) ?? []).filter { $0.hasSuffix(".yml") }.sorted()
-                .map { source.appendingPathComponent($0) }
-            : [source]
+        let files = try ChatterBotCorpus.files(at: source)
         var all: [(String, String)] = []
         for file in files { all += try pairs(file: file) }
         guard all.count >= 4 else {
