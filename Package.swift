@@ -57,7 +57,7 @@ let package = Package(
         ),
         .target(name: "Training", dependencies: ["TensorCore", "Optimizers", "NN"]),
         .target(name: "Alignment", dependencies: ["TensorCore", "NN", "Training", "Datasets"]),
-        .target(name: "Store", dependencies: [.product(name: "GRDB", package: "GRDB.swift"), "TensorCore", "Training"]),
+        .target(name: "Store", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "Recipes", dependencies: [
             "Alignment", "Checkpoints", "Datasets", "Generation", "NN", "Store", "TensorCore", "Tokenizers", "Training",
             .product(name: "Yams", package: "Yams"),
@@ -77,11 +77,11 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "TensorCore", "Tokenizers"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore"]),
-        .testTarget(name: "AlignmentTests", dependencies: ["Alignment", "NN", "TensorCore", "Datasets", "Tokenizers", "Training", "Store"]),
+        .testTarget(name: "AlignmentTests", dependencies: ["Alignment", "NN", "TensorCore", "Datasets", "Tokenizers", "Training", "Store", "Recipes"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "NN", "Optimizers", "TensorCore"]),
         .testTarget(name: "GenerationTests", dependencies: ["Generation", "NN", "TensorCore", "Checkpoints"]),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "Training"]),
-        .testTarget(name: "RecipesTests", dependencies: ["Recipes", "Alignment", "Store"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "RecipesTests", dependencies: ["Recipes", "Alignment", "Store", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "NN", "TensorCore", "Tokenizers", "Generation"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Recipes
 import Store
 import TensorCore
 
