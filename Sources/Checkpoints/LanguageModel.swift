@@ -77,10 +77,13 @@ public struct LanguageModel {
         }
     }
 
-    /// The built-in template that matches a Jinja chat template: ChatML when it uses `<|im_start|>`
-    /// (or the tokenizer has that token), otherwise the plain "User:/Assistant:" layout.
-    static func template(jinja: String?, tokenizer: Tokenizer) -> ChatTemplate {
-        if jinja?.contains("<|im_start|>") == true || tokenizer.id(forToken: "<|im_start|>") != nil { return .chatML }
+    /// The built-in template that renders like a Jinja chat template: ChatML, with the default
+    /// system message the template inserts, when it uses `<|im_start|>` (see
+    /// `ChatTemplate(jinja:)`); ChatML without one when there is no template but the tokenizer has
+    /// that token; otherwise the plain "User:/Assistant:" layout.
+    public static func template(jinja: String?, tokenizer: Tokenizer) -> ChatTemplate {
+        if let jinja, let template = ChatTemplate(jinja: jinja) { return template }
+        if tokenizer.id(forToken: "<|im_start|>") != nil { return .chatML }
         let eos = tokenizer.eosTokenID.flatMap { tokenizer.token(forID: $0) } ?? "<|endoftext|>"
         return .plain(endOfTurn: eos)
     }

@@ -1,39 +1,20 @@
 import Foundation
+import TensorCore
+import Tokenizers
 
 /// Question/answer records from a ChatterBot corpus (`task: chatterbot`): each conversation's
 /// consecutive utterances become (user, assistant) turns. Preference pairs prefer the corpus reply
 /// over a reply taken from another conversation (an off-topic answer), so the rule that labels
 /// them is "the reply answers this question".
 enum ChatCorpusTask {
-    /// The (question, answer) pairs of one ChatterBot `.yml` file, read line by line: a line
-    /// `- - TEXT` starts a conversation and `  - TEXT` continues it.
+    /// The (question, answer) pairs of one ChatterBot `.yml` file: each pair of consecutive
+    /// utterances of a conversation, both non-empty.
     static func pairs(file: URL) throws(DatasetError) -> [(String, String)] {
-        guard let data = FileManager.default.contents(atPath: file.path) else {
-            throw DatasetError.fileAccess(file: file.path, reason: "cannot be read")
-        }
-        var conversations: [[String]] = []
-        for raw in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true) {
-            let line = String(raw)
-            if line.hasPrefix("- - ") {
-                conversations.append([unquote(String(line.dropFirst(4)))])
-            } else if line.hasPrefix("  - "), !conversations.isEmpty {
-                conversations[conversations.count - 1].append(unquote(String(line.dropFirst(4))))
-            }
-        }
         var out: [(String, String)] = []
-        for turns in conversations where turns.count >= 2 {
+        for turns in try ChatterBotCorpus.conversations(file: file) where turns.count >= 2 {
             for i in 0..<(turns.count - 1) where !turns[i].isEmpty && !turns[i + 1].isEmpty { out.append((turns[i], turns[i + 1])) }
         }
         return out
-    }
-
-    static func unquote(_ text: String) -> String {
-        var t = text.trimmingCharacters(in: .whitespaces)
-        if t.count >= 2, let first = t.first, first == "'" || first == "\"", t.last == first {
-            t = String(t.dropFirst().dropLast())
-            if first == "'" { t = t.replacingOccurrences(of: "''", with: "'") }
-        }
-        return t
     }
 
     /// The files of the task, in `SyntheticData.fileNames` order.
@@ -41,51 +22,42 @@ enum ChatCorpusTask {
         let problems = config.problems()
         guard problems.isEmpty else { throw DatasetError.invalidConfiguration(problems.joined(separator: "; ")) }
         let source = URL(fileURLWithPath: config.source!)
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: source.path, isDirectory: &isDirectory) else {
-            throw DatasetError.fileAccess(file: source.path, reason: "not found (scripts/fetch-assets.sh downloads the ChatterBot corpus into assets/chatterbot)")
-        }
-        let files = isDirectory.boolValue
-            ? ((try? FileManager.default.contentsOfDirectory(atPath: source.path)) ?? []).filter { $0.hasSuffix(".yml") }.sorted()
-                .map { source.appendingPathComponent($0) }
-            : [source]
+        let files = try ChatterBotCorpus.files(at: source)
         var all: [(String, String)] = []
         for file in files { all += try pairs(file: file) }
         guard all.count >= 4 else {
             throw DatasetError.invalidConfiguration("source: \(source.path) holds \(all.count) question/answer pairs; at least 4 are needed")
         }
-        var rng = SplitMix64(seed: config.seed)
-        all.shuffle(using: &rng)
+        var rng = RNG(seed: config.seed)
+        seededShuffle(&all, using: &rng)
         // Held out first (validation and eval), the rest for training; counts are capped by the corpus.
         let heldOut = min(config.validationExamples + config.evalPrompts, all.count / 4)
         let validationCount = min(config.validationExamples, heldOut / 2 + heldOut % 2)
         let validation = Array(all[0..<validationCount])
         let eval = Array(all[validationCount..<heldOut])
         let training = Array(all[heldOut...])
-        let json = SyntheticData.jsonString
-        func user(_ q: String) -> String { "[{\"role\":\"user\",\"content\":\(json(q))}]" }
-        func assistant(_ a: String) -> String { "[{\"role\":\"assistant\",\"content\":\(json(a))}]" }
-        func sft(_ p: (String, String)) -> String {
-            "{\"messages\":[{\"role\":\"user\",\"content\":\(json(p.0))},{\"role\":\"assistant\",\"content\":\(json(p.1))}]}"
+        func conversation(_ p: (String, String)) -> ConversationRecord {
+            ConversationRecord(messages: [.user(p.0), .assistant(p.1)])
         }
-        func pair(_ p: (String, String), _ rng: inout SplitMix64) -> String {
-            var other = training[Int(rng.next() % UInt64(training.count))].1
+        func pair(_ p: (String, String), _ rng: inout RNG) -> PreferenceRecord {
+            var other = training[rng.int(below: training.count)].1
             var tries = 0
-            while other == p.1 && tries < 8 { other = training[Int(rng.next() % UInt64(training.count))].1; tries += 1 }
-            return "{\"prompt\":\(user(p.0)),\"chosen\":\(assistant(p.1)),\"rejected\":\(assistant(other + (other == p.1 ? " (off topic)" : "")))}"
+            while other == p.1 && tries < 8 { other = training[rng.int(below: training.count)].1; tries += 1 }
+            return PreferenceRecord(prompt: [.user(p.0)], chosen: [.assistant(p.1)],
+                                    rejected: [.assistant(other + (other == p.1 ? " (off topic)" : ""))])
         }
-        let sftLines = (0..<min(config.sftExamples, training.count)).map { sft(training[$0]) }
-        var pairRNG = SplitMix64(seed: config.seed &+ 1)
-        let prefLines = (0..<min(config.preferencePairs, training.count)).map { pair(training[$0 % training.count], &pairRNG) }
+        let sftRecords = (0..<min(config.sftExamples, training.count)).map { conversation(training[$0]) }
+        var pairRNG = RNG(seed: config.seed, stream: 1)
+        let prefRecords = (0..<min(config.preferencePairs, training.count)).map { pair(training[$0 % training.count], &pairRNG) }
         let prefValid = validation.map { pair($0, &pairRNG) }
         let text = training.prefix(config.pretrainExamples).map { "\($0.0)\n\($0.1)\n" }
         return [
             ("pretrain.txt", Array(text)),
-            ("sft.jsonl", sftLines),
-            ("sft_valid.jsonl", validation.map(sft)),
-            ("prefs.jsonl", prefLines),
-            ("prefs_valid.jsonl", prefValid),
-            ("eval.jsonl", eval.map { "{\"prompt\":\(user($0.0)),\"answer\":\(json($0.1))}" }),
+            ("sft.jsonl", try SyntheticData.jsonLines(sftRecords)),
+            ("sft_valid.jsonl", try SyntheticData.jsonLines(validation.map(conversation))),
+            ("prefs.jsonl", try SyntheticData.jsonLines(prefRecords)),
+            ("prefs_valid.jsonl", try SyntheticData.jsonLines(prefValid)),
+            ("eval.jsonl", try SyntheticData.jsonLines(eval.map { EvalRecord(prompt: [.user($0.0)], answer: $0.1) })),
         ]
     }
 }

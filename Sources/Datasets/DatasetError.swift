@@ -9,6 +9,8 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable, Sendable {
     case invalidUTF8(file: String, line: Int)
     /// The line is not one valid JSON value; `column` counts characters from 1.
     case invalidJSON(file: String, line: Int, column: Int, reason: String)
+    /// The file is not valid YAML (a ChatterBot corpus file); `column` counts Unicode scalars from 1.
+    case invalidYAML(file: String, line: Int, column: Int, reason: String)
     /// A required field is absent (or null).
     case missingField(file: String, line: Int, field: String, expected: String)
     /// A field holds the wrong JSON type.
@@ -32,6 +34,8 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable, Sendable {
             return "\(file):\(line): the line is not valid UTF-8"
         case let .invalidJSON(file, line, column, reason):
             return "\(file):\(line): not valid JSON at column \(column): \(reason)"
+        case let .invalidYAML(file, line, column, reason):
+            return "\(file):\(line): not valid YAML at column \(column): \(reason)"
         case let .missingField(file, line, field, expected):
             return "\(file):\(line): missing field '\(field)' (expected \(expected))"
         case let .wrongType(file, line, field, expected, found):

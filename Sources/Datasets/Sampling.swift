@@ -1,55 +1,19 @@
-/// SplitMix64 (Steele, Lea and Flood 2014): a small, fast generator whose whole state is one
-/// `UInt64`, so a shuffle is reproducible from its seed on every platform and Swift version.
-public struct SplitMix64: RandomNumberGenerator, Sendable, Hashable, Codable {
-    /// The generator's whole state.
-    public var state: UInt64
-
-    /// A generator started at `seed`.
-    public init(seed: UInt64) {
-        state = seed
-    }
-
-    /// The next 64 random bits.
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        return mix64(state)
-    }
-
-    /// A uniform integer in `0..<bound` without modulo bias (Lemire's multiply-shift with rejection).
-    mutating func below(_ bound: UInt64) -> UInt64 {
-        precondition(bound > 0, "bound must be positive")
-        var product = next().multipliedFullWidth(by: bound)
-        if product.low < bound {
-            let threshold = (0 &- bound) % bound
-            while product.low < threshold { product = next().multipliedFullWidth(by: bound) }
-        }
-        return product.high
-    }
-}
-
-/// SplitMix64's output function: a bijective scramble of 64 bits.
-func mix64(_ value: UInt64) -> UInt64 {
-    var z = value
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-}
+import TensorCore
 
 /// Shuffles `items` in place with Fisher-Yates driven by `generator`.
 ///
 /// Rein's own loop rather than `shuffle(using:)`, whose algorithm the standard library does not
 /// promise to keep, so a seed gives the same order on every Swift version.
-public func seededShuffle<T>(_ items: inout [T], using generator: inout SplitMix64) {
+public func seededShuffle<T>(_ items: inout [T], using generator: inout RNG) {
     guard items.count > 1 else { return }
     for i in stride(from: items.count - 1, to: 0, by: -1) {
-        let j = Int(generator.below(UInt64(i + 1)))
-        items.swapAt(i, j)
+        items.swapAt(i, generator.int(below: i + 1))
     }
 }
 
 /// `items` in a seeded random order.
 public func seededShuffle<T>(_ items: [T], seed: UInt64) -> [T] {
-    var generator = SplitMix64(seed: seed)
+    var generator = RNG(seed: seed)
     var shuffled = items
     seededShuffle(&shuffled, using: &generator)
     return shuffled
@@ -198,6 +162,9 @@ public struct EpochBatches: Sendable {
 
     private func epochOrder(_ epoch: Int) -> [Int] {
         guard position.shuffle else { return Array(0..<position.count) }
-        return seededPermutation(count: position.count, seed: mix64(position.seed ^ mix64(UInt64(epoch) &+ 1)))
+        var generator = RNG(seed: position.seed, stream: UInt64(epoch) &+ 1)
+        var order = Array(0..<position.count)
+        seededShuffle(&order, using: &generator)
+        return order
     }
 }

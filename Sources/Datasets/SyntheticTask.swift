@@ -1,4 +1,6 @@
 import Foundation
+import TensorCore
+import Tokenizers
 
 /// Settings of the synthetic instruction task (`rein data generate`): which task, how many examples
 /// each file gets, and the seed. Keys are snake_case; absent keys keep their defaults.
@@ -227,7 +229,7 @@ public enum SyntheticData {
             }
         }
 
-        func rng(_ stream: Stream) -> SplitMix64 { SplitMix64(seed: config.seed, stream: stream.rawValue) }
+        func rng(_ stream: Stream) -> RNG { RNG(seed: config.seed, stream: stream.rawValue) }
         var evalRNG = rng(.eval), validationRNG = rng(.validation)
         let eval = pool.drawHeldOut(evalShares, &evalRNG)
         let validation = pool.drawHeldOut(validationShares, &validationRNG)
@@ -237,24 +239,23 @@ public enum SyntheticData {
         let sft = pool.drawTraining(evenSplit(config.sftExamples, kinds.count), &sftRNG)
         let prefs = pool.drawTraining(evenSplit(config.preferencePairs, kinds.count), &prefsRNG)
 
-        func pairLine(_ problem: SyntheticProblem, _ rng: inout SplitMix64) -> String {
+        func pair(_ problem: SyntheticProblem, _ rng: inout RNG) -> PreferenceRecord {
             let misses = problem.nearMisses()
-            let wrong = misses[rng.index(below: misses.count)]
-            return "{\"prompt\":\(messages(("user", problem.prompt))),\"chosen\":\(messages(("assistant", problem.answer))),"
-                + "\"rejected\":\(messages(("assistant", wrong)))}"
+            let wrong = misses[rng.int(below: misses.count)]
+            return PreferenceRecord(prompt: [.user(problem.prompt)], chosen: [.assistant(problem.answer)], rejected: [.assistant(wrong)])
         }
-        func sftLine(_ problem: SyntheticProblem) -> String {
-            "{\"messages\":\(messages(("user", problem.prompt), ("assistant", problem.answer)))}"
+        func conversation(_ problem: SyntheticProblem) -> ConversationRecord {
+            ConversationRecord(messages: [.user(problem.prompt), .assistant(problem.answer)])
         }
         return [
             // A blank line after each problem makes it its own document: pretraining sees EOS after
             // every answer and learns to stop, and a validation split can hold whole problems out.
             ("pretrain.txt", pretrain.map { $0.statement + "\n" }),
-            ("sft.jsonl", sft.map(sftLine)),
-            ("sft_valid.jsonl", validation.map(sftLine)),
-            ("prefs.jsonl", prefs.map { pairLine($0, &prefsRNG) }),
-            ("prefs_valid.jsonl", validation.map { pairLine($0, &prefsValidationRNG) }),
-            ("eval.jsonl", eval.map { "{\"prompt\":\(messages(("user", $0.prompt))),\"answer\":\(jsonString($0.answer))}" }),
+            ("sft.jsonl", try jsonLines(sft.map(conversation))),
+            ("sft_valid.jsonl", try jsonLines(validation.map(conversation))),
+            ("prefs.jsonl", try jsonLines(prefs.map { pair($0, &prefsRNG) })),
+            ("prefs_valid.jsonl", try jsonLines(validation.map { pair($0, &prefsValidationRNG) })),
+            ("eval.jsonl", try jsonLines(eval.map { EvalRecord(prompt: [.user($0.prompt)], answer: $0.answer) })),
         ]
     }
 
@@ -275,29 +276,35 @@ public enum SyntheticData {
         (0..<parts).map { n / parts + ($0 < n % parts ? 1 : 0) }
     }
 
-    /// A JSON list of messages.
-    private static func messages(_ list: (role: String, content: String)...) -> String {
-        "[" + list.map { "{\"role\":\(jsonString($0.role)),\"content\":\(jsonString($0.content))}" }.joined(separator: ",") + "]"
-    }
-
-    /// A JSON string literal.
-    static func jsonString(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
+    /// One JSON line per record, keys sorted.
+    static func jsonLines(_ records: [some Encodable]) throws(DatasetError) -> [String] {
+        let encoder = JSONLinesEncoder()
+        do {
+            return try records.map { try encoder.line($0) }
+        } catch {
+            throw DatasetError.invalidConfiguration("a generated record cannot be written as JSON: \(error)")
         }
-        return out + "\""
     }
+}
+
+// MARK: - Records of the generated JSONL files
+
+/// `{"messages": [...]}`: a conversational SFT record.
+struct ConversationRecord: Encodable {
+    let messages: [ChatMessage]
+}
+
+/// `{"prompt", "chosen", "rejected"}`: a conversational preference pair.
+struct PreferenceRecord: Encodable {
+    let prompt: [ChatMessage]
+    let chosen: [ChatMessage]
+    let rejected: [ChatMessage]
+}
+
+/// `{"prompt", "answer"}`: a prompt-only eval record with its correct answer.
+struct EvalRecord: Encodable {
+    let prompt: [ChatMessage]
+    let answer: String
 }
 
 // MARK: - Tasks and problems
@@ -327,18 +334,18 @@ enum SyntheticTaskKind: String, CaseIterable, Sendable {
     }
 
     /// A uniformly drawn problem of `family`.
-    func draw(family: Int, maxOperand m: Int, _ rng: inout SplitMix64) -> SyntheticProblem {
+    func draw(family: Int, maxOperand m: Int, _ rng: inout RNG) -> SyntheticProblem {
         switch self {
         case .arithmetic:
-            var a = rng.index(below: m + 1), b = rng.index(below: m + 1)
+            var a = rng.int(below: m + 1), b = rng.int(below: m + 1)
             let plus = family == 0
             if !plus && a < b { swap(&a, &b) }
             return SyntheticProblem(family: family, payload: .arithmetic(a, plus, b))
         case .reverse:
-            let letters = (0..<Self.lengths.lowerBound + family).map { _ in UInt8(ascii: "a") + UInt8(rng.index(below: 26)) }
+            let letters = (0..<Self.lengths.lowerBound + family).map { _ in UInt8(ascii: "a") + UInt8(rng.int(below: 26)) }
             return SyntheticProblem(family: family, payload: .reverse(String(decoding: letters, as: UTF8.self)))
         case .sort:
-            let digits = (0..<Self.lengths.lowerBound + family).map { _ in rng.index(below: 10) }
+            let digits = (0..<Self.lengths.lowerBound + family).map { _ in rng.int(below: 10) }
             return SyntheticProblem(family: family, payload: .sort(digits))
         }
     }
@@ -467,7 +474,7 @@ struct ProblemPool {
 
     /// `counts[k]` new distinct problems of `kinds[k]` each, none held out before, in a shuffled
     /// order; they are held out from now on.
-    mutating func drawHeldOut(_ counts: [Int], _ rng: inout SplitMix64) -> [SyntheticProblem] {
+    mutating func drawHeldOut(_ counts: [Int], _ rng: inout RNG) -> [SyntheticProblem] {
         var out: [SyntheticProblem] = []
         for (k, count) in counts.enumerated() {
             for _ in 0..<count {
@@ -482,7 +489,7 @@ struct ProblemPool {
     }
 
     /// `counts[k]` problems of `kinds[k]` each, none held out (repeats allowed), in a shuffled order.
-    func drawTraining(_ counts: [Int], _ rng: inout SplitMix64) -> [SyntheticProblem] {
+    func drawTraining(_ counts: [Int], _ rng: inout RNG) -> [SyntheticProblem] {
         var out: [SyntheticProblem] = []
         for (k, count) in counts.enumerated() {
             for _ in 0..<count { out.append(draw(k, &rng)) }
@@ -494,24 +501,14 @@ struct ProblemPool {
     /// A problem of `kinds[k]` that is not held out: a family with problems left, uniformly, then
     /// a problem of it, redrawn until not held out. The capacity check in `generate` keeps every
     /// family at least half free on average, so redraws are few.
-    private func draw(_ k: Int, _ rng: inout SplitMix64) -> SyntheticProblem {
+    private func draw(_ k: Int, _ rng: inout RNG) -> SyntheticProblem {
         let open = sizes[k].indices.filter { held[k][$0] < sizes[k][$0] }
-        let family = open[rng.index(below: open.count)]
+        let family = open[rng.int(below: open.count)]
         while true {
             let problem = kinds[k].draw(family: family, maxOperand: maxOperand, &rng)
             if !heldOut.contains(problem.prompt) { return problem }
         }
     }
-}
-
-extension SplitMix64 {
-    /// Stream `stream` of `seed`: different streams give unrelated sequences.
-    init(seed: UInt64, stream: UInt64) {
-        self.init(seed: mix64(seed ^ mix64(stream)))
-    }
-
-    /// A uniform index in 0..<n (n >= 1).
-    mutating func index(below n: Int) -> Int { Int(below(UInt64(n))) }
 }
 
 extension String {

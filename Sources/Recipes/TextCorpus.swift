@@ -1,5 +1,5 @@
+import Datasets
 import Foundation
-import Tokenizers
 
 /// Reading the texts of data files: `.txt` (the whole file is one text), `.jsonl` (one
 /// `{"text": ...}` object per line) and ChatterBot `.yml` corpora (one text per utterance).
@@ -16,7 +16,13 @@ public enum TextCorpus {
         }
         switch ext {
         case "jsonl": return try jsonlTexts(path)
-        case "yml": return try TokenizerBenchmark.chatCorpusLines(file: URL(fileURLWithPath: path))
+        case "yml":
+            _ = try contents(path)
+            do {
+                return try ChatterBotCorpus.conversations(file: URL(fileURLWithPath: path)).flatMap { $0 }
+            } catch {
+                throw RunnerError(error.description)
+            }
         default: return [String(decoding: try contents(path), as: UTF8.self)]
         }
     }

@@ -14,12 +14,23 @@ public struct RNG: RandomNumberGenerator, Codable, Sendable, Equatable {
         var x = seed
         func splitMix() -> UInt64 {
             x &+= 0x9E37_79B9_7F4A_7C15
-            var z = x
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
+            return RNG.mix(x)
         }
         s0 = splitMix(); s1 = splitMix(); s2 = splitMix(); s3 = splitMix()
+    }
+
+    /// Stream `stream` of `seed`: generators of different streams are unrelated, so each consumer
+    /// of one seed (each generated file, each epoch's shuffle) draws its own numbers.
+    public init(seed: UInt64, stream: UInt64) {
+        self.init(seed: RNG.mix(seed ^ RNG.mix(stream)))
+    }
+
+    /// SplitMix64's output function (Steele, Lea and Flood 2014): a bijective scramble of 64 bits.
+    public static func mix(_ value: UInt64) -> UInt64 {
+        var z = value
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 
     /// The next 64 random bits.
@@ -49,10 +60,19 @@ public struct RNG: RandomNumberGenerator, Codable, Sendable, Equatable {
         return Float((-2 * Foundation.log(u1)).squareRoot() * Foundation.cos(2 * Double.pi * u2))
     }
 
-    /// Uniform integer in 0..<n.
+    /// Uniform integer in 0..<n, without modulo bias (Lemire's multiply-shift with rejection).
+    ///
+    /// Rein's own loop rather than the standard library's `next(upperBound:)`, whose algorithm is
+    /// not promised to stay, so a seed gives the same numbers on every Swift version.
     public mutating func int(below n: Int) -> Int {
         precondition(n > 0, "int(below: \(n))")
-        return Int(next(upperBound: UInt64(n)))
+        let bound = UInt64(n)
+        var product = next().multipliedFullWidth(by: bound)
+        if product.low < bound {
+            let threshold = (0 &- bound) % bound
+            while product.low < threshold { product = next().multipliedFullWidth(by: bound) }
+        }
+        return Int(product.high)
     }
 
     /// An independent generator derived from this one's next draw.

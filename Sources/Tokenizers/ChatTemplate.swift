@@ -72,6 +72,78 @@ public struct ChatTemplate: Sendable, Hashable {
 
     private static let chatMLStart = "<|im_start|>"
 
+    /// The built-in layout a Jinja chat template (a GGUF's `tokenizer.chat_template`, a
+    /// `tokenizer_config.json`'s `chat_template`) renders like: ChatML when it writes
+    /// `<|im_start|>`, nil otherwise.
+    ///
+    /// A string literal of the template that is a whole system turn, `<|im_start|>system` and a
+    /// line break, text, `<|im_end|>`, is the system message the template puts first when a
+    /// conversation has none (SmolLM2's "You are a helpful AI assistant named SmolLM, trained by
+    /// Hugging Face"); that text becomes `defaultSystemPrompt`.
+    public init?(jinja: String) {
+        let start = Array(Self.chatMLStart.unicodeScalars), scalars = Array(jinja.unicodeScalars)
+        guard scalars.indices.contains(where: { Self.matches(scalars, at: $0, start) }) else { return nil }
+        let end = "<|im_end|>", head = Array((Self.chatMLStart + "system").unicodeScalars), close = Array(end.unicodeScalars)
+        var system: String?
+        for literal in Self.stringLiterals(inTagsOf: jinja) {
+            let u = Array(literal.unicodeScalars)
+            guard Self.matches(u, at: 0, head) else { continue }
+            var k = head.count
+            if k < u.count, u[k] == "\r" { k += 1 }
+            guard k < u.count, u[k] == "\n" else { continue }
+            k += 1
+            guard let stop = (k..<u.count).first(where: { Self.matches(u, at: $0, close) }) else { continue }
+            var text = String.UnicodeScalarView()
+            text.append(contentsOf: u[k..<stop])
+            system = String(text)
+            break
+        }
+        self.init(style: .chatML, endOfTurn: end, defaultSystemPrompt: system)
+    }
+
+    /// The string literals inside the `{{ ... }}` and `{% ... %}` tags of a Jinja template, with
+    /// their escapes (`\n`, `\t`, `\\`, quotes) decoded.
+    static func stringLiterals(inTagsOf template: String) -> [String] {
+        let scalars = Array(template.unicodeScalars)
+        var out: [String] = []
+        var i = 0, inTag = false
+        func at(_ k: Int, _ text: String) -> Bool { matches(scalars, at: k, Array(text.unicodeScalars)) }
+        while i < scalars.count {
+            if !inTag {
+                if at(i, "{{") || at(i, "{%") { inTag = true; i += 2 } else { i += 1 }
+                continue
+            }
+            if at(i, "}}") || at(i, "%}") { inTag = false; i += 2; continue }
+            let quote = scalars[i]
+            guard quote == "'" || quote == "\"" else { i += 1; continue }
+            var literal = String.UnicodeScalarView()
+            i += 1
+            while i < scalars.count, scalars[i] != quote {
+                if scalars[i] == "\\", i + 1 < scalars.count {
+                    let next = scalars[i + 1]
+                    switch next {
+                    case "n": literal.append("\n")
+                    case "t": literal.append("\t")
+                    case "r": literal.append("\r")
+                    default: literal.append(next)
+                    }
+                    i += 2
+                } else {
+                    literal.append(scalars[i])
+                    i += 1
+                }
+            }
+            out.append(String(literal))
+            i += 1
+        }
+        return out
+    }
+
+    /// Whether `scalars` holds `text` at offset `k`.
+    private static func matches(_ scalars: [Unicode.Scalar], at k: Int, _ text: [Unicode.Scalar]) -> Bool {
+        k >= 0 && k + text.count <= scalars.count && scalars[k..<(k + text.count)].elementsEqual(text)
+    }
+
     /// A piece of the rendered conversation: text, or a special token.
     private enum Piece {
         case text(String, reply: Bool)
@@ -80,7 +152,8 @@ public struct ChatTemplate: Sendable, Hashable {
 
     private func pieces(_ messages: [ChatMessage], addGenerationPrompt: Bool) -> [Piece] {
         var messages = messages
-        if let system = defaultSystemPrompt, messages.first?.role != "system" {
+        // As the Jinja templates do: inside the loop over messages, so not for an empty conversation.
+        if let system = defaultSystemPrompt, let first = messages.first, first.role != "system" {
             messages.insert(.system(system), at: 0)
         }
         var out: [Piece] = []

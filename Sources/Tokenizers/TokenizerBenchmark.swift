@@ -47,46 +47,4 @@ public enum TokenizerBenchmark {
         return Result(mbPerSecond: Double(bytes) / median / 1e6, coldMBPerSecond: Double(bytes) / cold / 1e6,
                       tokensPerSecond: Double(tokens) / median, bytes: bytes, tokens: tokens, medianSeconds: median)
     }
-
-    /// The utterances of ChatterBot corpus files (`*.yml` in `directory`, such as
-    /// `assets/chatterbot/english`), one string per list item: short lines of English chit-chat.
-    /// A minimal reader for that corpus's layout, not a YAML parser.
-    public static func chatCorpusLines(directory: URL) throws(TokenizerError) -> [String] {
-        let names: [String]
-        do {
-            names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".yml") }.sorted()
-        } catch {
-            throw TokenizerError.fileAccess(file: directory.path, reason: "cannot be listed (\(error.localizedDescription))")
-        }
-        var lines: [String] = []
-        for name in names { lines += try chatCorpusLines(file: directory.appendingPathComponent(name)) }
-        return lines
-    }
-
-    /// The utterances of one ChatterBot corpus file, as ``chatCorpusLines(directory:)`` reads them.
-    public static func chatCorpusLines(file url: URL) throws(TokenizerError) -> [String] {
-        let text = String(decoding: try readFileBytes(url), as: UTF8.self)
-        var lines: [String] = []
-        var inConversations = false
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: true) {
-            let line = String(raw)
-            if line.hasPrefix("conversations:") { inConversations = true; continue }
-            guard inConversations else { continue }
-            if line.hasPrefix("- - ") {
-                lines.append(unquote(String(line.dropFirst(4))))
-            } else if line.hasPrefix("  - ") {
-                lines.append(unquote(String(line.dropFirst(4))))
-            } else if line.hasPrefix("    "), !lines.isEmpty {
-                lines[lines.count - 1] += " " + line.trimmingCharacters(in: .whitespaces)
-            }
-        }
-        return lines
-    }
-
-    private static func unquote(_ s: String) -> String {
-        if s.count >= 2, let first = s.first, first == s.last, first == "\"" || first == "'" {
-            return String(s.dropFirst().dropLast())
-        }
-        return s
-    }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Datasets
 import Foundation
 import Generation
 import NN
@@ -111,7 +112,7 @@ extension BenchModels {
             return
         }
         let tokenizer = try Tokenizer(vocabJSON: gpt2.appendingPathComponent("vocab.json"), merges: gpt2.appendingPathComponent("merges.txt"))
-        let lines = try TokenizerBenchmark.chatCorpusLines(directory: chatterbot)
+        let lines = try ChatterBotCorpus.utterances(at: chatterbot)
         let result = TokenizerBenchmark.encodeThroughput(tokenizer: tokenizer, lines: lines, repetitions: options.quick ? 3 : 5)
         print("GPT-2 tokenizer encode, 1 thread, \(lines.count) ChatterBot lines: \(result)")
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Checkpoints
 import Foundation
+import Recipes
 
 /// `rein convert`: GGUF or Hugging Face directory in, Hugging Face directory out.
 struct Convert: ParsableCommand {
@@ -47,7 +48,7 @@ struct Convert: ParsableCommand {
             let size = (try? file.resourceValues(forKeys: [.fileSizeKey]))?.fileSize ?? 0
             print("wrote \(file.path) (\(byteCount(size)))")
         }
-        print("written in \(fmt(seconds(saveTime), 0, 2)) s")
+        print("written in \(ReportText.duration(seconds(saveTime)))")
     }
 
     private func byteCount(_ n: Int) -> String {

@@ -5,7 +5,7 @@ import TensorCore
 struct Rein: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rein",
-        abstract: "RLHF alignment on your own machine: pretrain, SFT, reward models, PPO and DPO.",
+        abstract: "RLHF alignment on your own machine: pretrain, SFT, reward models and DPO (PPO, RLOO and GRPO are coming).",
         version: "0.1.0",
         subcommands: [RunRecipe.self, Runs.self, Check.self, Generate.self, Chat.self, Tokenize.self, Eval.self, Convert.self,
                       TokenizerCommand.self, Train.self, DataCommand.self, Bench.self]

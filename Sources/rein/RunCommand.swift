@@ -71,15 +71,12 @@ struct RunRecipe: ParsableCommand {
 struct RunView {
     enum Mode { case text, quiet, json }
     let mode: Mode
-    private var lastStepLine = Date.distantPast
-    private var openLine = false
-    private var stageStart: [String: (step: Int, time: Date)] = [:]
+    private var steps = StepProgressView()
+    private var stepsStage = ""
 
     init(mode: Mode) { self.mode = mode }
 
-    mutating func endLine() {
-        if openLine { Terminal.writeError("\n"); openLine = false }
-    }
+    mutating func endLine() { steps.endLine() }
 
     mutating func show(_ event: RunEvent) {
         if mode == .json { return emitJSON(event) }
@@ -91,7 +88,7 @@ struct RunView {
         case let .stageSkipped(stage, kind, reason):
             if mode == .text { Terminal.note("[\(stage)] \(kind.rawValue): skipped, \(reason)") }
         case let .stageStarted(stage, kind, resumeStep):
-            stageStart[stage] = nil
+            stepsStage = ""  // a new view: the ETA counts from this start
             if mode == .text {
                 Terminal.note("[\(stage)] \(kind.rawValue)" + (resumeStep.map { ": resuming from the checkpoint at step \($0)" } ?? ""))
             }
@@ -99,32 +96,16 @@ struct RunView {
             if mode == .text { endLine(); Terminal.note("[\(stage)]   \(text)") }
         case let .step(stage, p, unit):
             guard mode == .text else { return }
-            let now = Date()
-            if stageStart[stage] == nil { stageStart[stage] = (p.step, now) }
-            let tty = Terminal.stderrIsTerminal
-            let last = p.step == p.maxSteps
-            guard last || now.timeIntervalSince(lastStepLine) >= (tty ? 0.1 : 5) else { return }
-            lastStepLine = now
-            var eta = ""
-            if let first = stageStart[stage], p.step > first.step {
-                let left = Int(now.timeIntervalSince(first.time) / Double(p.step - first.step) * Double(p.maxSteps - p.step))
-                eta = "  ETA \(left / 60)m\(String(format: "%02d", left % 60))s"
+            if stage != stepsStage {
+                steps.endLine()
+                steps = StepProgressView(prefix: "[\(stage)] ")
+                stepsStage = stage
             }
-            let width = 20, filled = p.maxSteps > 0 ? p.step * width / p.maxSteps : width
-            let bar = tty ? "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] " : ""
-            let line = "[\(stage)] \(bar)step \(p.step)/\(p.maxSteps)  loss \(fmt(p.loss, 0, 4))  \(rate(p.itemsPerSecond)) \(unit)/s"
-                + (p.evalLoss.map { "  eval \(fmt($0, 0, 4))" } ?? "") + eta
-            if tty {
-                Terminal.writeError("\r\u{1B}[K" + line)
-                openLine = !last
-                if last { Terminal.writeError("\n") }
-            } else {
-                Terminal.note(line)
-            }
+            steps.show(p, unit: unit)
         case .stageFinished(let report):
             endLine()
             if mode == .text {
-                let status = report.status == .interrupted ? "interrupted at step \(report.steps)" : "done in \(fmt(report.seconds, 0, 1)) s"
+                let status = report.status == .interrupted ? "interrupted at step \(report.steps)" : "done in \(ReportText.duration(report.seconds))"
                 Terminal.note("[\(report.stage)] \(status)" + (report.output.map { " -> \($0)" } ?? ""))
             }
         case .runFinished(let report):
@@ -134,11 +115,9 @@ struct RunView {
         }
     }
 
-    func rate(_ x: Double) -> String { x >= 10_000 ? fmt(x / 1000, 0, 1) + "k" : fmt(x, 0, x >= 100 ? 0 : 1) }
-
     /// "What each stage did": the improvements a user wants to see.
     static func summary(_ report: RunReport) -> String {
-        var lines = ["", "run \(report.runId) completed in \(fmt(report.seconds, 0, 1)) s"]
+        var lines = ["", "run \(report.runId) completed in \(ReportText.duration(report.seconds))"]
         for s in report.stages {
             var parts: [String] = []
             parts += s.facts

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import Recipes
 import Store
+import TensorCore
 
 /// `rein runs export RUN --format jsonl|csv`: a run's metrics and rollouts as text.
 struct RunsExport: ParsableCommand {
@@ -49,7 +51,8 @@ struct RunsExport: ParsableCommand {
             throw CLIError("\(output): is a run store; pick another --output file")
         }
         let out = try ExportOutput(path: output)
-        let runId = String(info.run.id ?? 0)
+        let runNumber = info.run.id ?? 0, runId = String(runNumber)
+        let lines = JSONLinesEncoder()
         var metricCount = 0, rolloutCount = 0
         let wantMetrics = !rollouts, wantRollouts = rollouts || format == .jsonl
 
@@ -62,9 +65,8 @@ struct RunsExport: ParsableCommand {
                     metricCount += 1
                     switch format {
                     case .jsonl:
-                        out.write("{\"type\":\"metric\",\"run_id\":\(runId),\"stage\":\(ReportText.jsonString(stage.stageKey)),"
-                                  + "\"kind\":\(ReportText.jsonString(stage.kind)),\"step\":\(metric.step),"
-                                  + "\"name\":\(ReportText.jsonString(metric.name)),\"value\":\(ReportText.jsonNumber(metric.value))}\n")
+                        out.write(try lines.line(MetricLine(runId: runNumber, stage: stage.stageKey, kind: stage.kind, step: metric.step,
+                                                            name: metric.name, value: JSONNumber(metric.value))) + "\n")
                     case .csv:
                         out.write(ReportText.csvRow([runId, stage.stageKey, stage.kind, String(metric.step), metric.name,
                                                     "\(metric.value)"]) + "\n")
@@ -79,12 +81,10 @@ struct RunsExport: ParsableCommand {
             for r in samples {
                 switch format {
                 case .jsonl:
-                    out.write("{\"type\":\"rollout\",\"run_id\":\(runId),\"stage\":\(ReportText.jsonString(stage.stageKey)),"
-                              + "\"kind\":\(ReportText.jsonString(stage.kind)),\"step\":\(r.step),\"idx\":\(r.idx),"
-                              + "\"prompt\":\(ReportText.jsonString(r.prompt)),\"response\":\(ReportText.jsonString(r.response)),"
-                              + "\"response_tokens\":\(r.responseTokens),\"stop_reason\":\(ReportText.jsonString(r.stopReason)),"
-                              + "\"score\":\(ReportText.jsonNumber(r.score)),\"kl\":\(ReportText.jsonNumber(r.kl)),"
-                              + "\"reward\":\(ReportText.jsonNumber(r.reward)),\"policy_version\":\(r.policyVersion)}\n")
+                    out.write(try lines.line(RolloutLine(runId: runNumber, stage: stage.stageKey, kind: stage.kind, step: r.step, idx: r.idx,
+                                                         prompt: r.prompt, response: r.response, responseTokens: r.responseTokens,
+                                                         stopReason: r.stopReason, score: JSONNumber(r.score), kl: JSONNumber(r.kl),
+                                                         reward: JSONNumber(r.reward), policyVersion: r.policyVersion)) + "\n")
                 case .csv:
                     let optional = { (x: Double?) in x.map { "\($0)" } ?? "" }
                     out.write(ReportText.csvRow([runId, stage.stageKey, stage.kind, String(r.step), String(r.idx), r.prompt,
@@ -110,6 +110,44 @@ struct RunsExport: ParsableCommand {
     /// Whether two paths name one file (after resolving `.`, `..` and symlinks).
     static func samePath(_ a: String, _ b: String) -> Bool {
         URL(fileURLWithPath: a).resolvingSymlinksInPath().path == URL(fileURLWithPath: b).resolvingSymlinksInPath().path
+    }
+}
+
+/// One metric line of `rein runs export --format jsonl`.
+struct MetricLine: Encodable {
+    let type = "metric"
+    let runId: Int64
+    let stage: String
+    let kind: String
+    let step: Int
+    let name: String
+    let value: JSONNumber
+
+    enum CodingKeys: String, CodingKey {
+        case type, runId = "run_id", stage, kind, step, name, value
+    }
+}
+
+/// One rollout line of `rein runs export --format jsonl`.
+struct RolloutLine: Encodable {
+    let type = "rollout"
+    let runId: Int64
+    let stage: String
+    let kind: String
+    let step: Int
+    let idx: Int
+    let prompt: String
+    let response: String
+    let responseTokens: Int
+    let stopReason: String
+    let score: JSONNumber
+    let kl: JSONNumber
+    let reward: JSONNumber
+    let policyVersion: Int
+
+    enum CodingKeys: String, CodingKey {
+        case type, runId = "run_id", stage, kind, step, idx, prompt, response, responseTokens = "response_tokens"
+        case stopReason = "stop_reason", score, kl, reward, policyVersion = "policy_version"
     }
 }
 

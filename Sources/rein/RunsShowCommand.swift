@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Recipes
 import Store
 
 /// `rein runs show RUN`: one run, stage by stage.

@@ -2,6 +2,7 @@ import Checkpoints
 import Evaluation
 import Foundation
 import Generation
+import Recipes
 import TensorCore
 
 extension LanguageModel {
@@ -19,8 +20,8 @@ extension LanguageModel {
     }
 }
 
-/// "12 tokens in 0.40 s (30.0 tokens/s), stop: eos" for the stderr summary of a reply.
+/// "12 tokens in 0.4s (30.0 tokens/s), stop: eos" for the stderr summary of a reply.
 func replySummary(_ result: GeneratedSequence, seconds: Double) -> String {
     let n = result.tokens.count
-    return "\(n) tokens in \(fmt(seconds, 0, 2)) s (\(fmt(Double(n) / max(seconds, 1e-9), 0, 1)) tokens/s), stop: \(result.stopReason.rawValue)"
+    return "\(n) tokens in \(ReportText.duration(seconds)) (\(fmt(Double(n) / max(seconds, 1e-9), 0, 1)) tokens/s), stop: \(result.stopReason.rawValue)"
 }

@@ -66,7 +66,7 @@ struct TokenizerTrain: ParsableCommand {
         let tokenizer = try trainer.train(on: texts)
         let took = clock.now - start
         let note = tokenizer.vocabularySize < vocabSize ? " (stopped early: no pair left seen \(minFrequency)+ times)" : ""
-        print("trained a vocabulary of \(tokenizer.vocabularySize)\(note) in \(fmt(seconds(took), 0, 2)) s")
+        print("trained a vocabulary of \(tokenizer.vocabularySize)\(note) in \(ReportText.duration(seconds(took)))")
 
         let dir = URL(fileURLWithPath: out)
         do {

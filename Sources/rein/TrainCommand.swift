@@ -149,40 +149,27 @@ struct StageRunner {
         let started = Date()
         var executor = StageExecutor(kind: kind, settings: settings, models: models, outputDirectory: outputDirectory)
         executor.sink = sink
-        var lastLog = 0
-        var firstStep: (step: Int, time: Date)?
+        var steps = StepProgressView(logEverySteps: args.loggingSteps)
         executor.onEvent = { event in
             switch event {
             case .note(let text):
+                steps.endLine()
                 Terminal.note(text)
             case let .step(p, unit):
-                let now = Date()
-                if firstStep == nil { firstStep = (p.step, now) }
-                // ETA from the mean step time since the first step of this process (resumes included).
-                var eta = ""
-                if let first = firstStep, p.step > first.step {
-                    let perStep = now.timeIntervalSince(first.time) / Double(p.step - first.step)
-                    let left = Int(perStep * Double(p.maxSteps - p.step))
-                    eta = "  ETA \(left / 60)m\(String(format: "%02d", left % 60))s"
-                }
-                if Terminal.stderrIsTerminal || p.step - lastLog >= args.loggingSteps || p.step == p.maxSteps {
-                    lastLog = p.step
-                    Terminal.writeError((Terminal.stderrIsTerminal ? "\r" : "") + "step \(p.step)/\(p.maxSteps)  loss \(fmt(p.loss, 0, 4))  "
-                        + "lr \(String(format: "%.2e", p.learningRate))  \(fmt(p.itemsPerSecond, 0, 0)) \(unit)/s"
-                        + (p.evalLoss.map { "  eval \(fmt($0, 0, 4))" } ?? "") + eta + (Terminal.stderrIsTerminal && p.step < p.maxSteps ? "" : "\n"))
-                }
+                steps.show(p, unit: unit)
             }
             return !Interrupts.requested
         }
         Interrupts.install()
         let outcome = try executor.run()
+        steps.endLine()
         let summary = outcome.summary
         if summary.interrupted {
             Terminal.note("interrupted at step \(summary.steps); the same command resumes from \(checkpointPath)")
             throw ExitCode(130)
         }
         let metrics = summary.validation.sorted { $0.key < $1.key }.map { "\($0.key) \(fmt($0.value, 0, 4))" }.joined(separator: ", ")
-        print("\(kind.rawValue): \(summary.steps) steps in \(fmt(Date().timeIntervalSince(started), 0, 1)) s; final train loss \(fmt(summary.finalTrainLoss, 0, 4))")
+        print("\(kind.rawValue): \(summary.steps) steps in \(ReportText.duration(Date().timeIntervalSince(started))); final train loss \(fmt(summary.finalTrainLoss, 0, 4))")
         if !metrics.isEmpty { print("validation: \(metrics)") }
         let final = executor.modelDirectory
         print("model written to \(final.path)" + (args.lora != nil ? " (adapters merged; adapter alone in \(outputDirectory.appendingPathComponent("adapter").path))" : ""))

@@ -3,6 +3,7 @@ import Testing
 import Alignment
 import Datasets
 import NN
+import Recipes
 import TensorCore
 import Tokenizers
 import Store

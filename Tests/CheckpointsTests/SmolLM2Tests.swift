@@ -25,8 +25,13 @@ struct SmolLM2GoldenTests {
     @Test func tokenizerAndChatTemplateGiveTheGoldenIds() throws {
         let lm = try #require(smolLM2Model)
         #expect(lm.tokenizer.encode("The quick brown fox jumps over the lazy dog.") == foxIds)
-        let chat = try lm.chatTemplate.encode([.user("What is the capital of France?")], with: lm.tokenizer, addGenerationPrompt: true)
-        #expect(chat.ids == promptIds)
+        let question: [ChatMessage] = [.user("What is the capital of France?")]
+        #expect(try ChatTemplate.chatML.encode(question, with: lm.tokenizer, addGenerationPrompt: true).ids == promptIds)
+        // The GGUF's own template puts its default system turn first; the golden ids follow it.
+        let chat = try lm.chatTemplate.encode(question, with: lm.tokenizer, addGenerationPrompt: true)
+        #expect(Array(chat.ids.suffix(promptIds.count)) == promptIds)
+        #expect(lm.tokenizer.decode(Array(chat.ids.dropLast(promptIds.count)))
+            == "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n")
         #expect(lm.model.config.layers == 30 && lm.model.config.kvHeads == 3 && lm.model.arena.parameterCount == 134_515_008)
     }
 

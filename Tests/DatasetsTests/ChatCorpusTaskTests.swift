@@ -20,7 +20,8 @@ import Testing
     let sft = try RecordSet.read(dir.appendingPathComponent("out/sft.jsonl"))
     #expect(sft.format == .conversational)
     let text = try String(contentsOf: dir.appendingPathComponent("out/sft.jsonl"), encoding: .utf8)
-    #expect(text.contains(#"{"role":"user","content":"How are you?"}"#) == false)   // the last turn answers nothing
+    #expect(text.contains(#"{"content":"How are you?","role":"user"}"#) == false)   // the last turn answers nothing
+    #expect(text.contains(#"{"content":"How are you?","role":"assistant"}"#))       // but answers the turn before
     #expect(text.contains(#"Answer '7'"#))                                          // YAML '' unquoted
     let prefs = try RecordSet.read(dir.appendingPathComponent("out/prefs.jsonl"))
     #expect(prefs.format == .preference && prefs.records.count == 34)

@@ -1,5 +1,5 @@
 import Foundation
-import TensorCore
+import Store
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,8 +21,8 @@ public struct ChartSeries {
     }
 }
 
-/// Plain-text pieces of run reports (`rein runs`): durations, numbers, dates, tables, CSV and JSON
-/// fields, and a text chart of metric series. Pure functions, except `processIsGone`.
+/// Plain-text pieces of run reports (`rein runs`): durations, numbers, dates, tables, CSV fields
+/// and a text chart of metric series. Pure functions, except `processIsGone`.
 public enum ReportText {
     /// A short duration: `3.2s`, `42s`, `4m05s`, `2h03m`, `3d04h`; negative or non-finite is `0s`.
     public static func duration(_ seconds: Double) -> String {
@@ -127,7 +127,7 @@ public enum ReportText {
         return kill(pid_t(pid), 0) != 0 && errno == ESRCH
     }
 
-    // MARK: - CSV and JSON
+    // MARK: - CSV
 
     /// One CSV field (RFC 4180): quoted when it holds a comma, quote, line break or edge space,
     /// with quotes doubled.
@@ -141,15 +141,6 @@ public enum ReportText {
     /// One CSV record, without the line ending.
     public static func csvRow(_ fields: [String]) -> String {
         fields.map(csvField).joined(separator: ",")
-    }
-
-    /// `text` as a JSON string literal, quotes included.
-    public static func jsonString(_ text: String) -> String { JSONText.quoted(text) }
-
-    /// `value` as a JSON number in full precision; nil, NaN and infinities (which JSON lacks) are `null`.
-    public static func jsonNumber(_ value: Double?) -> String {
-        guard let value, value.isFinite else { return "null" }
-        return "\(value)"
     }
 
     // MARK: - Chart

@@ -1,4 +1,5 @@
 import Foundation
+import Recipes
 import Store
 import Testing
 
@@ -132,20 +133,6 @@ import Testing
     #expect(ReportText.csvField("one\r\ntwo") == "\"one\r\ntwo\"")
     #expect(ReportText.csvField(" padded") == "\" padded\"")
     #expect(ReportText.csvRow(["1", "sft", "x, \"y\""]) == "1,sft,\"x, \"\"y\"\"\"")
-}
-
-@Test func jsonStringsAndNumbersParseBack() throws {
-    let text = "a\"b\\c\nd\t\u{01}é😀"
-    let literal = ReportText.jsonString(text)
-    #expect(literal == "\"a\\\"b\\\\c\\nd\\t\\u0001é😀\"")
-    let parsed = try JSONSerialization.jsonObject(with: Data("[\(literal)]".utf8)) as? [String]
-    #expect(parsed == [text])
-    #expect(ReportText.jsonNumber(nil) == "null")
-    #expect(ReportText.jsonNumber(.nan) == "null")
-    #expect(ReportText.jsonNumber(.infinity) == "null")
-    #expect(ReportText.jsonNumber(0.1) == "0.1")
-    let numbers = try JSONSerialization.jsonObject(with: Data("[\(ReportText.jsonNumber(1e-05)), \(ReportText.jsonNumber(2))]".utf8))
-    #expect((numbers as? [Double]) == [1e-05, 2])
 }
 
 @Test func tablesWrapAndMetricOrder() {

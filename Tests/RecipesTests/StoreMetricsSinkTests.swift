@@ -1,6 +1,19 @@
 import Foundation
+import GRDB
+import Recipes
 import Store
 import Testing
+
+/// A store file in a fresh temporary directory; `removeStore` deletes it.
+private func temporaryStorePath() -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rein-sink-\(UUID().uuidString)")
+    try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    return dir.appendingPathComponent("runs.sqlite").path
+}
+
+private func removeStore(_ path: String) {
+    try? FileManager.default.removeItem(at: URL(fileURLWithPath: path).deletingLastPathComponent())
+}
 
 @Test func sinkWritesInBatchesAndReRecordingReplaces() throws {
     let path = temporaryStorePath()
@@ -35,4 +48,16 @@ import Testing
         other.record(step: 6, name: "eval/loss", value: 0.5)
     }
     #expect(try store.metrics(stageId: stageId).last == Metric(stageId: stageId, step: 6, name: "eval/loss", value: 0.5))
+}
+
+@Test func aFailedBatchIsReportedAndKept() throws {
+    let path = temporaryStorePath()
+    defer { removeStore(path) }
+    let store = try RunStore(path: path)
+    // Stage 42 does not exist: the write fails on the foreign key.
+    let sink = StoreMetricsSink(store: store, stageId: 42, batchSize: 1)
+    sink.record(step: 1, name: "train/loss", value: 1)
+    #expect(sink.lastError != nil)
+    #expect(sink.pendingCount == 1)
+    #expect(try store.dbPool.read { db in try Metric.fetchCount(db) } == 0)
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Store
 import Training
 
 /// A `MetricsSink` that writes one stage's metrics to the store in batched transactions.
