@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "Generation", targets: ["Generation"]),
         .library(name: "Training", targets: ["Training"]),
         .library(name: "Datasets", targets: ["Datasets"]),
+        .library(name: "Evaluation", targets: ["Evaluation"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -57,7 +58,7 @@ let package = Package(
             swiftSettings: numericSettings
         ),
         .target(name: "Training", dependencies: ["TensorCore", "Optimizers"]),
-        .target(name: "Alignment", dependencies: ["TensorCore", "NN", "Training", "Datasets"]),
+        .target(name: "Alignment", dependencies: ["Datasets", "NN", "Optimizers", "TensorCore", "Training"]),
         .target(name: "Store", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "Recipes", dependencies: [
             "Alignment", "Checkpoints", "Datasets", "Generation", "NN", "Store", "TensorCore", "Tokenizers", "Training",
@@ -80,10 +81,10 @@ let package = Package(
         .testTarget(name: "OptimizersTests", dependencies: ["Optimizers", "TensorCore"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "TensorCore", "Tokenizers"]),
-        .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore"]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "Optimizers", "TensorCore"]),
         .testTarget(name: "AlignmentTests", dependencies: ["Alignment", "NN", "TensorCore", "Datasets", "Tokenizers", "Training", "Store", "Recipes"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "NN", "Optimizers", "TensorCore"]),
-        .testTarget(name: "GenerationTests", dependencies: ["Generation", "NN", "TensorCore", "Checkpoints"]),
+        .testTarget(name: "GenerationTests", dependencies: ["Generation", "NN", "TensorCore"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "RecipesTests", dependencies: ["Recipes", "Alignment", "Store", "Training", "TensorCore", .product(name: "Yams", package: "Yams"), .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "NN", "TensorCore", "Tokenizers", "Generation"]),

@@ -22,7 +22,7 @@ import Testing
             }
         }
         imported.subtract(system)
-        #expect(Set(declared) == imported, "\(name): declared \(Set(declared).subtracting(imported).sorted()) but not imported; imported \(imported.subtracting(declared).sorted()) but not declared")
+        #expect(Set(declared) == imported, "target \(name): declared \(Set(declared).subtracting(imported).sorted()) but not imported; imported \(imported.subtracting(declared).sorted()) but not declared")
         checked += 1
     }
     #expect(checked >= 20)
