@@ -29,7 +29,6 @@ public struct RolloutArguments: Codable, Equatable, Sendable {
 }
 
 /// PPO with a KL-regularized policy (TRL 1.9's `PPOConfig`).
-@dynamicMemberLookup
 public struct PPOConfig: TrainingStageConfig {
     public var args = TrainingArguments()
     public var rollout = RolloutArguments()
@@ -73,15 +72,10 @@ public struct PPOConfig: TrainingStageConfig {
         try c.encode(klCoef, forKey: .klCoef); try c.encode(klEstimator, forKey: .klEstimator)
         try c.encode(gamma, forKey: .gamma); try c.encode(lam, forKey: .lam); try c.encode(whitenRewards, forKey: .whitenRewards)
     }
-    public subscript<T>(dynamicMember key: WritableKeyPath<TrainingArguments, T>) -> T {
-        get { args[keyPath: key] }
-        set { args[keyPath: key] = newValue }
-    }
 }
 
 /// The critic-free methods on the same rollouts (TRL 1.16's `RLOOConfig` and `GRPOConfig`): they
 /// differ only in their advantages and where the KL goes.
-@dynamicMemberLookup
 public struct CriticFreeConfig: TrainingStageConfig {
     public var args = TrainingArguments()
     public var rollout = RolloutArguments()
@@ -120,9 +114,5 @@ public struct CriticFreeConfig: TrainingStageConfig {
         try c.encode(numGenerations, forKey: .numGenerations); try c.encode(beta, forKey: .beta)
         try c.encode(scaleRewards, forKey: .scaleRewards); try c.encode(lossType, forKey: .lossType)
         try c.encode(epsilon, forKey: .epsilon); try c.encode(numIterations, forKey: .numIterations)
-    }
-    public subscript<T>(dynamicMember key: WritableKeyPath<TrainingArguments, T>) -> T {
-        get { args[keyPath: key] }
-        set { args[keyPath: key] = newValue }
     }
 }

@@ -113,6 +113,7 @@ public struct TrainingArguments: Codable, Equatable, Sendable {
 
 /// A stage config: the shared ``TrainingArguments`` plus the kind's own keys. Shared settings read
 /// through the config (`config.learningRate`) as TRL's configs inherit them.
+@dynamicMemberLookup
 public protocol TrainingStageConfig: Codable, Equatable, Sendable {
     var args: TrainingArguments { get set }
     /// The kind's own keys (not those of ``TrainingArguments``).
@@ -123,25 +124,25 @@ public protocol TrainingStageConfig: Codable, Equatable, Sendable {
 extension TrainingStageConfig {
     /// Every key the config reads.
     public static var keys: [String] { TrainingArguments.keys + ownKeys }
-}
 
-/// SFT (and pretraining, which is SFT with every token labelled and rows packed). TRL's `SFTConfig`
-/// keys Rein supports live in ``TrainingArguments`` (`max_length`, ...).
-@dynamicMemberLookup
-public struct SFTConfig: TrainingStageConfig {
-    public var args = TrainingArguments()
-    public static let ownKeys: [String] = []
-    public init() {}
-    public init(from decoder: Decoder) throws { args = try TrainingArguments(from: decoder) }
-    public func encode(to encoder: Encoder) throws { try args.encode(to: encoder) }
+    /// A shared setting, read and written through the config.
     public subscript<T>(dynamicMember key: WritableKeyPath<TrainingArguments, T>) -> T {
         get { args[keyPath: key] }
         set { args[keyPath: key] = newValue }
     }
 }
 
+/// SFT (and pretraining, which is SFT with every token labelled and rows packed). TRL's `SFTConfig`
+/// keys Rein supports live in ``TrainingArguments`` (`max_length`, ...).
+public struct SFTConfig: TrainingStageConfig {
+    public var args = TrainingArguments()
+    public static let ownKeys: [String] = []
+    public init() {}
+    public init(from decoder: Decoder) throws { args = try TrainingArguments(from: decoder) }
+    public func encode(to encoder: Encoder) throws { try args.encode(to: encoder) }
+}
+
 /// A reward model on preference pairs (TRL's `RewardConfig`).
-@dynamicMemberLookup
 public struct RewardConfig: TrainingStageConfig {
     public var args = TrainingArguments()
     /// Weight of the mean squared reward added to the loss (centers rewards near zero).
@@ -160,14 +161,9 @@ public struct RewardConfig: TrainingStageConfig {
         var c = encoder.container(keyedBy: Keys.self)
         try c.encode(centerRewardsCoefficient, forKey: .centerRewardsCoefficient)
     }
-    public subscript<T>(dynamicMember key: WritableKeyPath<TrainingArguments, T>) -> T {
-        get { args[keyPath: key] }
-        set { args[keyPath: key] = newValue }
-    }
 }
 
 /// Direct preference optimization against a frozen reference (TRL's `DPOConfig`).
-@dynamicMemberLookup
 public struct DPOConfig: TrainingStageConfig {
     public var args = TrainingArguments()
     public var beta: Double = 0.1
@@ -196,9 +192,5 @@ public struct DPOConfig: TrainingStageConfig {
         try c.encode(lossType, forKey: .lossType)
         try c.encode(labelSmoothing, forKey: .labelSmoothing)
         try c.encode(rpoAlpha, forKey: .rpoAlpha)
-    }
-    public subscript<T>(dynamicMember key: WritableKeyPath<TrainingArguments, T>) -> T {
-        get { args[keyPath: key] }
-        set { args[keyPath: key] = newValue }
     }
 }

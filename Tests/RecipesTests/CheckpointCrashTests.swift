@@ -30,13 +30,7 @@ func readsWhole(_ url: URL) -> Bool {
 func aKillAtEveryCheckpointWritePointResumesFromACompleteCheckpoint() throws {
     let dir = try tempDirectory()
     defer { try? FileManager.default.removeItem(at: dir) }
-    // A tokenizer and text from a tiny recipe's first two stages.
-    let text = tinyRecipe().components(separatedBy: "  - id: pre")[0]
-    let runner = RecipeRunner(recipe: try Recipe.parse(yaml: text, baseDirectory: dir), recipeText: text)
-    runner.shouldStop = { false }
-    _ = try runner.run()
-    let modelConfig = #"{"model_type": "llama", "num_hidden_layers": 1, "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 48}"#
-    try Data(modelConfig.utf8).write(to: dir.appendingPathComponent("init.json"))
+    try writeTinyTokenizerAndInitConfig(in: dir)
     // Checkpoints at steps 2 (last) and 4 (best, then last): three saves to kill inside.
     let stage = """
         data: runs/tiny/data/pretrain.txt

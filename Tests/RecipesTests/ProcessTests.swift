@@ -138,13 +138,7 @@ func anInvalidRecipeWritesNothing() throws {
 func trainPretrainFromAFreshConfigOnTheCommandLine() throws {
     let dir = try tempDirectory()
     defer { try? FileManager.default.removeItem(at: dir) }
-    // A tokenizer and text from a tiny recipe's first two stages.
-    let text = tinyRecipe().components(separatedBy: "  - id: pre")[0]
-    let runner = RecipeRunner(recipe: try Recipe.parse(yaml: text, baseDirectory: dir), recipeText: text)
-    runner.shouldStop = { false }
-    _ = try runner.run()
-    let config = #"{"model_type": "llama", "num_hidden_layers": 1, "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 48}"#
-    try Data(config.utf8).write(to: dir.appendingPathComponent("init.json"))
+    try writeTinyTokenizerAndInitConfig(in: dir)
     let process = try startRein(["train", "pretrain", "--init-config", "init.json", "--tokenizer", "runs/tiny/tok",
                                  "--data", "runs/tiny/data/pretrain.txt", "--max-steps", "3", "--output-dir", "fresh", "--threads", "1"], in: dir)
     process.waitUntilExit()
@@ -158,4 +152,41 @@ func trainPretrainFromAFreshConfigOnTheCommandLine() throws {
     let missing = try startRein(["train", "pretrain", "--init-config", "init.json", "--data", "runs/tiny/data/pretrain.txt"], in: dir)
     missing.waitUntilExit()
     #expect(missing.terminationStatus != 0)
+}
+
+/// A tokenizer and text from a tiny recipe's first two stages (`runs/tiny/tok`, `runs/tiny/data`),
+/// and `init.json`: a 1-layer Llama config for `rein train pretrain --init-config`.
+func writeTinyTokenizerAndInitConfig(in dir: URL) throws {
+    let text = tinyRecipe().components(separatedBy: "  - id: pre")[0]
+    let runner = RecipeRunner(recipe: try Recipe.parse(yaml: text, baseDirectory: dir), recipeText: text)
+    runner.shouldStop = { false }
+    _ = try runner.run()
+    let config = #"{"model_type": "llama", "num_hidden_layers": 1, "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 48}"#
+    try Data(config.utf8).write(to: dir.appendingPathComponent("init.json"))
+}
+
+@Test(.enabled(if: reinBinary != nil, "the rein executable is built by swift test"))
+func trainReportsABadConfigAsTheRecipeCheckerDoesAndWritesNothing() throws {
+    let dir = try tempDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    try Data("{}\n".utf8).write(to: dir.appendingPathComponent("chat.jsonl"))
+    try FileManager.default.createDirectory(at: dir.appendingPathComponent("model"), withIntermediateDirectories: true)
+    let config = "model: model\ndata: chat.jsonl\nlearning_rat: 1.0e-4\nbeta: 0.1\noutput_dir: out\n"
+    try Data(config.utf8).write(to: dir.appendingPathComponent("sft.yaml"))
+    let process = Process()
+    process.executableURL = reinBinary
+    process.arguments = ["train", "sft", "--config", "sft.yaml", "--batch-size", "0", "--store", "runs/x.sqlite"]
+    process.currentDirectoryURL = dir
+    let errors = Pipe()
+    process.standardError = errors
+    process.standardOutput = FileHandle.nullDevice
+    try process.run()
+    let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    #expect(process.terminationStatus != 0)
+    #expect(message.contains("sft.yaml:3: learning_rat: unknown key (did you mean 'learning_rate'?)"), "\(message)")
+    #expect(message.contains("sft.yaml:4: beta: `beta` is a dpo/rloo/grpo key; this stage is sft"), "\(message)")
+    #expect(message.contains("sft.yaml: batch_size: must be at least 1, got 0"), "\(message)")
+    #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("runs").path))
+    #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("out").path))
 }
