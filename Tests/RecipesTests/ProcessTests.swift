@@ -27,6 +27,21 @@ func startRein(_ arguments: [String], in directory: URL) throws -> Process {
     return process
 }
 
+/// Runs `rein ARGS` in `directory` to the end: its exit status and what it wrote to stderr.
+func runReinForErrors(_ arguments: [String], in directory: URL) throws -> (status: Int32, stderr: String) {
+    let process = Process()
+    process.executableURL = reinBinary
+    process.arguments = arguments
+    process.currentDirectoryURL = directory
+    let errors = Pipe()
+    process.standardError = errors
+    process.standardOutput = FileHandle.nullDevice
+    try process.run()
+    let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    return (process.terminationStatus, message)
+}
+
 /// The highest `last` checkpoint step of stage `key`, read while another process writes.
 func lastCheckpointStep(store path: String, stage key: String) -> Int? {
     guard FileManager.default.fileExists(atPath: path), let store = try? RunStore(path: path),
@@ -117,17 +132,8 @@ func anInvalidRecipeWritesNothing() throws {
     let bad = tinyRecipe().replacingOccurrences(of: "learning_rate: 1.0e-3", with: "learning_rat: 1.0e-3")
         .replacingOccurrences(of: "kind: dpo", with: "kind: dpoo")
     try Data(bad.utf8).write(to: dir.appendingPathComponent("bad.yaml"))
-    let process = Process()
-    process.executableURL = reinBinary
-    process.arguments = ["run", "bad.yaml"]
-    process.currentDirectoryURL = dir
-    let errors = Pipe()
-    process.standardError = errors
-    process.standardOutput = FileHandle.nullDevice
-    try process.run()
-    let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    #expect(process.terminationStatus != 0)
+    let (status, message) = try runReinForErrors(["run", "bad.yaml"], in: dir)
+    #expect(status != 0)
     #expect(message.contains("bad.yaml:") && message.contains("did you mean 'learning_rate'?") && message.contains("unknown kind"))
     #expect(message.contains("nothing was run"))
     // No store, no output directory.
@@ -173,17 +179,8 @@ func trainReportsABadConfigAsTheRecipeCheckerDoesAndWritesNothing() throws {
     try FileManager.default.createDirectory(at: dir.appendingPathComponent("model"), withIntermediateDirectories: true)
     let config = "model: model\ndata: chat.jsonl\nlearning_rat: 1.0e-4\nbeta: 0.1\noutput_dir: out\n"
     try Data(config.utf8).write(to: dir.appendingPathComponent("sft.yaml"))
-    let process = Process()
-    process.executableURL = reinBinary
-    process.arguments = ["train", "sft", "--config", "sft.yaml", "--batch-size", "0", "--store", "runs/x.sqlite"]
-    process.currentDirectoryURL = dir
-    let errors = Pipe()
-    process.standardError = errors
-    process.standardOutput = FileHandle.nullDevice
-    try process.run()
-    let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    #expect(process.terminationStatus != 0)
+    let (status, message) = try runReinForErrors(["train", "sft", "--config", "sft.yaml", "--batch-size", "0", "--store", "runs/x.sqlite"], in: dir)
+    #expect(status != 0)
     #expect(message.contains("sft.yaml:3: learning_rat: unknown key (did you mean 'learning_rate'?)"), "\(message)")
     #expect(message.contains("sft.yaml:4: beta: `beta` is a dpo/rloo/grpo key; this stage is sft"), "\(message)")
     #expect(message.contains("sft.yaml: batch_size: must be at least 1, got 0"), "\(message)")
