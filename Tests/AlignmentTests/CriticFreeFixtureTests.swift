@@ -89,7 +89,9 @@ private func flag(_ any: Any?) -> Bool? {
             let estimator: AdvantageEstimator
             let lossType: GRPOLossType
             if isGRPO {
-                estimator = .grpo(scaleRewards: try RewardScaling(setting: try #require(s["scale_rewards"] as? String)))
+                // TRL 1.16 also accepts the booleans of older versions for scale_rewards.
+                let scaling = (s["scale_rewards"] as? String) ?? flag(s["scale_rewards"]).map { $0 ? "true" : "false" }
+                estimator = .grpo(scaleRewards: try RewardScaling(setting: try #require(scaling, "\(name): scale_rewards")))
                 lossType = try GRPOLossType(setting: try #require(s["loss_type"] as? String))
             } else {
                 estimator = .rloo(normalizeAdvantages: try #require(flag(s["normalize_advantages"]) as Bool?))
