@@ -92,14 +92,20 @@ else
     echo "smollm2: done"
 fi
 
-# VADER sentiment lexicon
-if [[ -f "$assets/vader/vader_lexicon.txt" ]]; then
+# VADER sentiment lexicon and its emoji descriptions
+if [[ -f "$assets/vader/vader_lexicon.txt" && -f "$assets/vader/emoji_utf8_lexicon.txt" ]]; then
     echo "vader: present"
 else
     wheel="$(download vadersentiment 3.3.2 3bf1d243b98b1afad575b9f22bc2cb1e212b94ff89ca74f8a23a588d024ea311)"
-    unzip_members "$wheel" "$tmp/vader" vaderSentiment/ vader_lexicon.txt
+    unzip_members "$wheel" "$tmp/vader" vaderSentiment/ .txt
     mkdir -p "$assets/vader"
-    cp "$tmp/vader/vader_lexicon.txt" "$assets/vader/vader_lexicon.txt"
+    for file in vader_lexicon.txt emoji_utf8_lexicon.txt; do
+        if [[ ! -f "$tmp/vader/$file" ]]; then
+            echo "error: vadersentiment==3.3.2 wheel has no vaderSentiment/$file" >&2
+            exit 1
+        fi
+        cp "$tmp/vader/$file" "$assets/vader/$file"
+    done
     echo "vader: done"
 fi
 
