@@ -162,6 +162,10 @@ final class DiffLog {
         // log-probs and value predictions with this code's rollout tensors as the old ones.
         var stats: [Int: PPOUpdateStats] = [:]
         var stepTakenBefore = false
+        let trlArgs = try #require(json["trl_args"] as? [String: Any])
+        let totalBatches = Int(try #require(jsonNumber(trlArgs["num_total_batches"]), "trl_args.num_total_batches"))
+        let baseLR = try num("learning_rate")
+        var accumulation = GradientAccumulationCounter(steps: Int(try num("gradient_accumulation_steps")))
         for step in microSteps {
             func n(_ k: String) throws -> Int { try #require(jsonNumber(step[k]).map { Int($0) } as Int?, "\(k)") }
             let u = try n("update"), e = try n("ppo_epoch_idx"), mb = try n("minibatch_idx"), ga = try n("gradient_accumulation_idx")
@@ -226,7 +230,14 @@ final class DiffLog {
                 log.compare(p + "new_logprobs(from generation_logits)", masked, newLP.values, tol: tol)
                 entropyMean = ent.reduce(0, +) / Float(ent.count)
             }
-            if jsonFlag(step["optimizer_step_taken"]) == true { stepTakenBefore = true }
+            // accelerate's accumulation and the per-update linear schedule.
+            let taken = accumulation.microStep(endOfDataloader: jsonFlag(step["end_of_dataloader"]) == true)
+            log.exact(p + "optimizer_step_taken", [taken], [try #require(jsonFlag(step["optimizer_step_taken"]) as Bool?)])
+            log.exact(p + "accelerator_step_counter", [accumulation.counter], [try n("accelerator_step_counter")])
+            let lr = try #require(jsonNumber(step["lr"]), "micro-step lr")
+            log.compare(p + "lr", [Float(ppoLinearLearningRate(base: baseLR, update: u, numTotalBatches: totalBatches))],
+                        [Float(lr)], tol: 0)
+            if taken { stepTakenBefore = true }
             stats[u, default: PPOUpdateStats()].record(l, entropyMean: entropyMean)
         }
 

@@ -124,6 +124,18 @@ import TensorCore
         }
     }
 
+    @Test func accumulationStepsEveryNthMicroBatchAndEveryOneAtTheDataloadersEnd() {
+        var c = GradientAccumulationCounter(steps: 2)
+        #expect([c.microStep(), c.microStep(), c.microStep(), c.microStep()] == [false, true, false, true])
+        #expect(c.counter == 4 && c.lossScale == 0.5)
+        // The dataloader's last batch: a step on every micro-batch.
+        #expect([c.microStep(endOfDataloader: true), c.microStep(endOfDataloader: true)] == [true, true])
+        // Linear schedule stepped per update: 1e-3, then 1e-3 · (1 - 1/4), ...
+        #expect(ppoLinearLearningRate(base: 1e-3, update: 1, numTotalBatches: 4) == 1e-3)
+        #expect(ppoLinearLearningRate(base: 1e-3, update: 3, numTotalBatches: 4) == 1e-3 * 0.5)
+        #expect(ppoLinearLearningRate(base: 1e-3, update: 9, numTotalBatches: 4) == 0)
+    }
+
     @Test func microBatchesAreConsecutiveSlicesOfTheEpochPermutation() {
         let order = [5, 0, 3, 4, 2, 6, 1, 7]
         #expect(ppoMicroBatches(order: order, numMiniBatches: 1, microBatchSize: 4) == [[[5, 0, 3, 4], [2, 6, 1, 7]]])
