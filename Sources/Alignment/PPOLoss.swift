@@ -7,6 +7,13 @@ import TensorCore
 // value head; everything from the rollout (old log-probs, old values, advantages, returns, masks)
 // is a constant [n * length] Float / Bool array of the micro-batch's rows (see `gatherRows`).
 
+/// Logits divided by TRL's sampling temperature, `temperature + 1e-7`: what the rollout's and the
+/// training forward's log-probs are taken from (for policy and reference alike). Rein's tensor
+/// division multiplies by the reciprocal, so results can differ from torch's division by an ulp.
+public func temperatureScaledLogits(_ logits: Tensor, temperature: Double) -> Tensor {
+    logits / Float(temperature + 1e-7)
+}
+
 /// The mean of `x` over the positions where `include` is true, as a differentiable scalar
 /// (TRL's `masked_mean`: one mean over all included elements). 0 when nothing is included (TRL
 /// would give NaN).

@@ -61,13 +61,20 @@ func checkCount(_ name: String, _ got: Int, _ expected: Int) throws(PPOMathError
     if got != expected { throw .shapeMismatch(name: name, expected: expected, got: got) }
 }
 
+/// A flat [rows * length] tensor with non-negative dimensions.
+@inline(__always)
+func checkRows(_ name: String, _ count: Int, rows: Int, length: Int) throws(PPOMathError) {
+    if rows < 0 || length < 0 { throw .shapeMismatch(name: name + " dimensions", expected: 0, got: min(rows, length)) }
+    try checkCount(name, count, rows &* length)
+}
+
 // MARK: Truncation, lengths, masks
 
 /// Each row's tokens after its first `eos` replaced by `pad` (TRL's `truncate_response` with
 /// `stop_token_id = eos`); the EOS itself is kept. Rows without an EOS are unchanged.
 public func truncateAfterFirstEOS(_ responses: [Int32], rows: Int, length: Int, eos: Int32, pad: Int32)
     throws(PPOMathError) -> [Int32] {
-    try checkCount("responses", responses.count, rows &* length)
+    try checkRows("responses", responses.count, rows: rows, length: length)
     var out = responses
     out.withUnsafeMutableBufferPointer { o in
         var r = 0
@@ -102,7 +109,7 @@ public func responsesOf(queryResponses: [Int32], rows: Int, contextLength: Int) 
 /// Per row, the index of the first true flag, or `length` when there is none (TRL's
 /// `first_true_indices`).
 public func firstTrueIndices(_ flags: [Bool], rows: Int, length: Int) throws(PPOMathError) -> [Int] {
-    try checkCount("flags", flags.count, rows &* length)
+    try checkRows("flags", flags.count, rows: rows, length: length)
     var out = [Int](repeating: length, count: rows)
     flags.withUnsafeBufferPointer { f in
         var r = 0
@@ -135,7 +142,7 @@ public struct PPOResponseMasks: Equatable, Sendable {
 
     /// The masks of `postprocessed` ([rows * length] tokens after `truncateAfterFirstEOS`).
     public init(postprocessed: [Int32], rows: Int, length: Int, eos: Int32, pad: Int32) throws(PPOMathError) {
-        try checkCount("postprocessed responses", postprocessed.count, rows &* length)
+        try checkRows("postprocessed responses", postprocessed.count, rows: rows, length: length)
         self.rows = rows
         self.length = length
         let firstPad = try firstTrueIndices(postprocessed.map { $0 == pad }, rows: rows, length: length)
@@ -278,7 +285,7 @@ public func whitenedAdvantages(_ advantages: [Float], masks: PPOResponseMasks) t
 public func generalizedAdvantageEstimates(rewards: [Float], values: [Float], rows: Int, length: Int,
                                           gamma: Float, lam: Float) throws(PPOMathError)
     -> (advantages: [Float], returns: [Float]) {
-    try checkCount("rewards", rewards.count, rows &* length)
+    try checkRows("rewards", rewards.count, rows: rows, length: length)
     try checkCount("values", values.count, rows &* length)
     var adv = [Float](repeating: 0, count: rows &* length)
     var ret = adv

@@ -62,6 +62,14 @@ import TensorCore
         #expect(m["policy/entropy_avg"] == 3 && m["loss/policy_avg"] == -0.5 && m["val/ratio"] == 1 && m["val/ratio_var"] == 0)
     }
 
+    @Test func temperatureAddsTheEpsilonOfTRL() {
+        let scaled = temperatureScaledLogits(Tensor(shape: [2], values: [0.7000001, -1.4000002]), temperature: 0.7)
+        #expect(abs(scaled.values[0] - 1) < 1e-6 && abs(scaled.values[1] + 2) < 1e-6)
+        // 7 / 0.7000001 = 9.9999986, not 10: the offset is visible in float32.
+        let seven = temperatureScaledLogits(Tensor(shape: [1], values: [7]), temperature: 0.7).values[0]
+        #expect(seven < 10 && abs(seven - 9.9999986) < 1e-6)
+    }
+
     @Test func entropyOfUniformAndPeakedLogits() {
         let logits = Tensor(shape: [2, 4], values: [0, 0, 0, 0,  100, 0, 0, 0])
         let e = tokenEntropies(logits: logits)

@@ -119,6 +119,9 @@ import TensorCore
             try truncateAfterFirstEOS([1, 2, 3, 4, 5], rows: 2, length: 3, eos: 2, pad: 3)
         }
         #expect(throws: PPOMathError.self) {
+            try generalizedAdvantageEstimates(rewards: [], values: [], rows: -1, length: 0, gamma: 1, lam: 1)
+        }
+        #expect(throws: PPOMathError.self) {
             try ppoPolicyLoss(newLogProbs: Tensor.zeros([1, 2]), oldLogProbs: [0], advantages: [0, 0],
                               paddingMask: [false, false], cliprange: 0.2)
         }
