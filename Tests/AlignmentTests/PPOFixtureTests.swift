@@ -176,7 +176,7 @@ final class DiffLog {
             let slices = ppoMicroBatches(order: perm, numMiniBatches: numMini, microBatchSize: microSize)
             let inds = try train.ints(p + "micro_batch_inds")
             log.exact(p + "micro_batch_inds", slices[mb][ga], inds)
-            log.exact(p + "micro_batch_inds(case.json)", inds, try #require(jsonInts(step["micro_batch_inds"])))
+            log.exact(p + "micro_batch_inds(case file)", inds, try #require(jsonInts(step["micro_batch_inds"])))
 
             let newLP = try train.tensor(p + "new_logprobs")
             let vpred = try train.tensor(p + "vpred")
