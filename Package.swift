@@ -61,8 +61,7 @@ let package = Package(
         .target(name: "Alignment", dependencies: ["Datasets", "NN", "Optimizers", "TensorCore", "Training"]),
         .target(name: "Store", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "Recipes", dependencies: [
-            "Alignment", "Checkpoints", "Datasets", "Generation", "NN", "Store", "TensorCore", "Tokenizers", "Training",
-            "Evaluation",
+            "Alignment", "Checkpoints", "Datasets", "Evaluation", "NN", "Store", "TensorCore", "Tokenizers", "Training",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),

@@ -1,8 +1,7 @@
 import Alignment
-import Datasets
+import Evaluation
 import Foundation
 import Store
-import Tokenizers
 import Training
 
 /// What the runner reports while it works; `rein run` renders these as progress lines, a bar, or JSON.

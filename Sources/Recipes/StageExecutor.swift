@@ -3,7 +3,6 @@ import Checkpoints
 import Datasets
 import Evaluation
 import Foundation
-import Generation
 import NN
 import TensorCore
 import Tokenizers

@@ -96,6 +96,8 @@ private func sampleValues(_ spec: KeySpec) -> (String, String) {
 }
 
 @Test func everyDeclaredKeyReachesTheKindsConfig() throws {
+    // Every kind has exactly one declaration.
+    #expect(StageKinds.all.map(\.kind).sorted { $0.rawValue < $1.rawValue } == RecipeStageKind.allCases.sorted { $0.rawValue < $1.rawValue })
     for definition in StageKinds.all {
         for spec in definition.keys {
             let (a, b) = sampleValues(spec)
