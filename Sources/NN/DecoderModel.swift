@@ -46,6 +46,10 @@ public final class DecoderModel {
     public internal(set) var loraConfig: LoRAConfig?
     /// Entries of the arena that belong to the base model (adapters come after them).
     public internal(set) var baseParameterCount: Int = 0
+    /// False runs the base model alone, as if the adapters were not there: a LoRA policy's frozen
+    /// reference is the same model with its adapters disabled, not a second copy (PEFT's
+    /// `disable_adapter()`).
+    public var adaptersEnabled = true
     /// Draws LoRA dropout masks while training; nil (the default) disables dropout, as inference wants.
     public var dropoutRNG: RNG?
 

@@ -65,7 +65,7 @@ extension DecoderModel {
     /// x·Wᵀ + b, plus the adapter's low-rank update when W has one.
     func project(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
         let y = linear(x, weight: weight, bias: bias)
-        guard let adapter = adapters[ObjectIdentifier(weight)] else { return y }
+        guard adaptersEnabled, let adapter = adapters[ObjectIdentifier(weight)] else { return y }
         var input = x
         if adapter.dropout > 0, var rng = dropoutRNG {
             input = TensorCore.dropout(x, p: adapter.dropout, rng: &rng)

@@ -1,0 +1,85 @@
+import NN
+import TensorCore
+
+// The forward passes every online RL method makes on query + response batches, with TRL's input
+// conventions (its `forward()` and `get_reward()`): the mask is `id != pad`, position ids are
+// cumsum(mask) - mask (the first real token is at 0, left pads at 0, a pad inside a response gets
+// the number of real tokens before it), and pads are replaced by token 0 before embedding, so a
+// pad id outside the vocabulary (the rollout engine's sentinel when a tokenizer has no pad) is
+// never looked up.
+
+/// A padded batch as the model sees it.
+public struct PaddedInputs: Sendable, Equatable {
+    public let rows: Int
+    public let length: Int
+    /// The ids with every pad replaced by 0.
+    public let ids: [Int32]
+    /// 1 for a real token, 0 for a pad.
+    public let mask: [Float]
+    public let positions: [Int32]
+
+    /// The inputs of `ids` (`rows * length`, row-major) padded with `pad`.
+    public init(ids raw: [Int32], rows: Int, length: Int, pad: Int32) {
+        precondition(raw.count == rows * length, "PaddedInputs: \(raw.count) ids for \(rows) x \(length)")
+        var ids = raw, mask = [Float](repeating: 0, count: raw.count), positions = [Int32](repeating: 0, count: raw.count)
+        for r in 0..<rows {
+            var seen: Int32 = 0
+            for t in 0..<length {
+                let i = r &* length &+ t
+                positions[i] = seen
+                if raw[i] == pad {
+                    ids[i] = 0
+                } else {
+                    mask[i] = 1
+                    seen &+= 1
+                }
+            }
+        }
+        self.rows = rows
+        self.length = length
+        self.ids = ids
+        self.mask = mask
+        self.positions = positions
+    }
+
+    /// Final hidden states `[rows, length, C]`.
+    public func hiddenStates(_ model: DecoderModel) -> Tensor {
+        model.hiddenStates(ids: ids, batch: rows, length: length, attentionMask: mask, positions: positions)
+    }
+}
+
+/// The hidden states at the positions that predict each response token: `ctx - 1 ..< ctx + R - 1`
+/// of a `[rows, ctx + R, C]` query + response batch.
+public func responseHiddenStates(_ hidden: Tensor, contextLength ctx: Int, responseLength R: Int) -> Tensor {
+    hidden.slice(axis: 1, (ctx - 1)..<(ctx + R - 1))
+}
+
+/// Log-probabilities `[rows, R]` of `responses` under `logits` `[rows, R, V]` (already divided by
+/// the temperature). Ids outside the vocabulary (a sentinel pad) are read as token 0; their
+/// positions are padding, which every caller masks.
+public func responseLogProbs(logits: Tensor, responses: [Int32]) -> Tensor {
+    let V = logits.lastDim
+    let ids = responses.map { $0 >= 0 && Int($0) < V ? $0 : 0 }
+    return gatherLogProbs(logits: logits, ids: ids)
+}
+
+/// Per-token values `[rows, R]` of a value model (a decoder with a `score` head, as TRL's
+/// `AutoModelForSequenceClassification` value models are) at the response positions.
+public func responseValues(valueModel: DecoderModel, responseHidden h: Tensor) -> Tensor {
+    guard let score = valueModel.scoreHead else { preconditionFailure("a value model needs a score head") }
+    return linear(h, weight: score).reshaped([h.shape[0], h.shape[1]])
+}
+
+/// A reward model's scores `[rows]` read at one index per row (TRL: `ctx + sequence_length`, the
+/// EOS or the last token), no gradient.
+public func rewardModelScores(_ model: DecoderModel, inputs: PaddedInputs, at indices: [Int]) -> [Float] {
+    guard let score = model.scoreHead else { preconditionFailure("a reward model needs a score head") }
+    precondition(indices.count == inputs.rows, "rewardModelScores: \(indices.count) indices for \(inputs.rows) rows")
+    return Autograd.withoutGrad {
+        let h = inputs.hiddenStates(model)
+        let C = h.lastDim
+        let rows = indices.enumerated().map { Int32($0.offset * inputs.length + $0.element) }
+        let picked = embedding(h.reshaped([inputs.rows * inputs.length, C]), ids: rows)
+        return linear(picked, weight: score).values
+    }
+}
