@@ -143,6 +143,50 @@ public enum ReportText {
         fields.map(csvField).joined(separator: ",")
     }
 
+    // MARK: - Rollouts
+
+    /// `steps` (ascending, distinct) split into at most `maxRanges` ranges of consecutive entries,
+    /// as equal in size as they can be, each as its first and last step; empty for no steps.
+    public static func stepRanges(_ steps: [Int], maxRanges: Int = 8) -> [ClosedRange<Int>] {
+        let n = steps.count, k = min(max(1, maxRanges), n)
+        guard k > 0 else { return [] }
+        return (0..<k).map { i in steps[i * n / k]...steps[(i + 1) * n / k - 1] }
+    }
+
+    /// `text` on one line of at most `width` characters: line breaks shown as `⏎`, tabs and other
+    /// control characters as spaces, and an ellipsis (`…`) in the last place when it is cut.
+    public static func oneLine(_ text: String, width: Int) -> String {
+        var line = ""
+        var count = 0
+        var cut = false
+        for character in text.replacingOccurrences(of: "\r\n", with: "\n") {
+            let shown: Character
+            if character == "\n" || character == "\r" {
+                shown = "⏎"
+            } else if character.unicodeScalars.allSatisfy({ $0.properties.generalCategory == .control }) {
+                shown = " "
+            } else {
+                shown = character
+            }
+            if count == max(0, width) {
+                cut = true
+                break
+            }
+            line.append(shown)
+            count += 1
+        }
+        if cut, width > 0 {
+            line.removeLast()
+            line.append("…")
+        }
+        return line
+    }
+
+    /// A share in [0, 1] as a whole percentage: `62%`; `-` when not finite.
+    public static func percent(_ share: Double) -> String {
+        share.isFinite ? String(format: "%.0f%%", share * 100) : "-"
+    }
+
     // MARK: - Chart
 
     /// A text chart of `series` over steps, in plain ASCII: a legend line, `height` rows (one when

@@ -167,7 +167,7 @@ public struct Rollout: Codable, Sendable, Equatable, FetchableRecord, Persistabl
     public var response: String
     /// Number of generated tokens.
     public var responseTokens: Int
-    /// Why generation stopped (`eos`, `length`, `stop`).
+    /// Why generation stopped (`eos`, `stop_string`, `length`, `context`).
     public var stopReason: String
     /// Reward-model or verifier score, if any.
     public var score: Double?
@@ -177,11 +177,17 @@ public struct Rollout: Codable, Sendable, Equatable, FetchableRecord, Persistabl
     public var reward: Double?
     /// Version (step) of the policy that generated it.
     public var policyVersion: Int
+    /// The generated token ids (v3; stored as a JSON array of integers; nil for rows without them).
+    public var responseTokenIds: [Int32]?
+    /// The mean advantage over the response tokens (v3), if computed.
+    public var advantage: Double?
+    /// Which prompt of the step it answers; the samples of one prompt share it (v3).
+    public var groupIndex: Int?
 
     /// A rollout row.
     public init(stageId: Int64, step: Int, idx: Int, prompt: String, response: String, responseTokens: Int,
                 stopReason: String, score: Double? = nil, kl: Double? = nil, reward: Double? = nil,
-                policyVersion: Int) {
+                policyVersion: Int, responseTokenIds: [Int32]? = nil, advantage: Double? = nil, groupIndex: Int? = nil) {
         self.stageId = stageId
         self.step = step
         self.idx = idx
@@ -193,6 +199,9 @@ public struct Rollout: Codable, Sendable, Equatable, FetchableRecord, Persistabl
         self.kl = kl
         self.reward = reward
         self.policyVersion = policyVersion
+        self.responseTokenIds = responseTokenIds
+        self.advantage = advantage
+        self.groupIndex = groupIndex
     }
 }
 

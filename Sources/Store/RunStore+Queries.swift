@@ -32,4 +32,101 @@ extension RunStore {
                 .map { (step: $0["step"], value: $0["value"]) }
         }
     }
+
+    // MARK: - Rollouts
+
+    /// Rollouts of stage `stageId` with a step in `steps`, ordered by step then index.
+    public func rollouts(stageId: Int64, steps: ClosedRange<Int>) throws -> [Rollout] {
+        try dbPool.read { db in
+            try Rollout.filter(Column("stageId") == stageId && Column("step") >= steps.lowerBound
+                               && Column("step") <= steps.upperBound)
+                .order(Column("step"), Column("idx")).fetchAll(db)
+        }
+    }
+
+    /// The highest step with a rollout in stage `stageId`, or nil if it recorded none.
+    public func lastRolloutStep(stageId: Int64) throws -> Int? {
+        try dbPool.read { db in
+            try Int.fetchOne(db, sql: "SELECT MAX(step) FROM rollout WHERE stageId = ?", arguments: [stageId])
+        }
+    }
+
+    /// The rollout aggregates of stage `stageId`, one per step, in step order.
+    public func rolloutStepAggregates(stageId: Int64) throws -> [RolloutAggregate] {
+        try dbPool.read { db in
+            try Row.fetchAll(db, sql: "SELECT step AS firstStep, step AS lastStep, " + RolloutAggregate.columns
+                                 + " FROM rollout WHERE stageId = ? GROUP BY step ORDER BY step",
+                             arguments: [stageId])
+                .map(RolloutAggregate.init(row:))
+        }
+    }
+
+    /// The aggregate of all rollouts of stage `stageId` with a step in `steps`, or nil when there are none.
+    public func rolloutAggregate(stageId: Int64, steps: ClosedRange<Int>) throws -> RolloutAggregate? {
+        try dbPool.read { db in
+            let row = try Row.fetchOne(db, sql: "SELECT MIN(step) AS firstStep, MAX(step) AS lastStep, " + RolloutAggregate.columns
+                                           + " FROM rollout WHERE stageId = ? AND step BETWEEN ? AND ?",
+                                       arguments: [stageId, steps.lowerBound, steps.upperBound])
+            guard let row, (row["count"] as Int) > 0 else { return nil }
+            return RolloutAggregate(row: row)
+        }
+    }
+
+    /// Up to `limit` rollouts of stage `stageId` at `step`, highest reward first (or lowest first
+    /// when `lowest`). Rows without a reward come last, ranked by score; ties keep index order.
+    public func rolloutsByReward(stageId: Int64, step: Int, limit: Int, lowest: Bool = false) throws -> [Rollout] {
+        let direction = lowest ? "ASC" : "DESC"
+        return try dbPool.read { db in
+            try Rollout.fetchAll(db, sql: """
+                SELECT * FROM rollout WHERE stageId = ? AND step = ?
+                ORDER BY reward IS NULL, reward \(direction), score IS NULL, score \(direction), idx
+                LIMIT ?
+                """, arguments: [stageId, step, max(0, limit)])
+        }
+    }
+}
+
+/// Means over a set of rollouts (one step, or a range of steps) of a stage.
+public struct RolloutAggregate: Sendable, Equatable {
+    /// The first and last step with a rollout in the set.
+    public var firstStep: Int
+    /// See `firstStep`.
+    public var lastStep: Int
+    /// How many rollouts.
+    public var count: Int
+    /// Mean score over the rollouts that have one; nil when none has.
+    public var meanScore: Double?
+    /// Mean KL over the rollouts that have one; nil when none has.
+    public var meanKL: Double?
+    /// Mean reward over the rollouts that have one; nil when none has.
+    public var meanReward: Double?
+    /// Mean number of generated tokens.
+    public var meanResponseTokens: Double
+    /// The fraction of rollouts that stopped at an EOS token (`stopReason = 'eos'`).
+    public var eosShare: Double
+
+    /// An aggregate row.
+    public init(firstStep: Int, lastStep: Int, count: Int, meanScore: Double?, meanKL: Double?, meanReward: Double?,
+                meanResponseTokens: Double, eosShare: Double) {
+        self.firstStep = firstStep
+        self.lastStep = lastStep
+        self.count = count
+        self.meanScore = meanScore
+        self.meanKL = meanKL
+        self.meanReward = meanReward
+        self.meanResponseTokens = meanResponseTokens
+        self.eosShare = eosShare
+    }
+
+    /// The aggregate columns of a `SELECT ... FROM rollout` (SQLite's AVG skips nulls).
+    static let columns = """
+        COUNT(*) AS count, AVG(score) AS meanScore, AVG(kl) AS meanKL, AVG(reward) AS meanReward,
+        AVG(responseTokens) AS meanResponseTokens, AVG(stopReason = 'eos') AS eosShare
+        """
+
+    init(row: Row) {
+        self.init(firstStep: row["firstStep"], lastStep: row["lastStep"], count: row["count"], meanScore: row["meanScore"],
+                  meanKL: row["meanKL"], meanReward: row["meanReward"], meanResponseTokens: row["meanResponseTokens"],
+                  eosShare: row["eosShare"])
+    }
 }

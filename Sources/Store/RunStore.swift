@@ -138,6 +138,17 @@ public final class RunStore: Sendable {
                 t.primaryKey(["stageId", "kind", "step"])
             }
         }
+        migrator.registerMigration("v3") { db in
+            // Online RL rollouts (PPO, RLOO, GRPO): the tokens, the advantage, the prompt group.
+            try db.alter(table: "rollout") { t in
+                t.add(column: "responseTokenIds", .text)
+                t.add(column: "advantage", .double)
+                t.add(column: "groupIndex", .integer)
+            }
+            // "Rollouts of a stage by step" is the primary key's prefix; this serves "top k by reward
+            // at a step" (and by step, the step's rewards in order without a sort).
+            try db.create(index: "rollout_on_stageId_step_reward", on: "rollout", columns: ["stageId", "step", "reward"])
+        }
         return migrator
     }
 

@@ -12,16 +12,19 @@ struct RunsExport: ParsableCommand {
         discussion: """
         jsonl: one JSON object per line, every metric of every stage (in stage and step order), then \
         every rollout. Metric lines: {"type": "metric", run_id, stage, kind, step, name, value}. Rollout \
-        lines: {"type": "rollout", run_id, stage, kind, step, idx, prompt, response, response_tokens, \
-        stop_reason, score, kl, reward, policy_version}. NaN, infinities and unmeasured rollout fields \
-        are null.
+        lines: {"type": "rollout", run_id, stage, kind, step, idx, group, prompt, response, \
+        response_tokens, response_token_ids, stop_reason, score, kl, reward, advantage, policy_version}. \
+        NaN, infinities and unmeasured rollout fields are null (evaluation replies have no group, token \
+        ids, KL, reward or advantage).
 
         csv: one table with a header row, quoted per RFC 4180 (fields with commas, quotes or line \
         breaks). By default the metrics, columns run_id, stage, kind, step, name, value (NaN is nan); \
-        with --rollouts the rollouts instead, columns run_id, stage, kind, step, idx, prompt, response, \
-        response_tokens, stop_reason, score, kl, reward, policy_version (unmeasured fields empty).
+        with --rollouts the rollouts instead, columns run_id, stage, kind, step, idx, group, prompt, \
+        response, response_tokens, response_token_ids (a JSON array), stop_reason, score, kl, reward, \
+        advantage, policy_version (unmeasured fields empty).
 
-        --rollouts with jsonl writes only the rollouts.
+        --rollouts with jsonl writes only the rollouts. --output writes the file atomically: it appears \
+        complete or not at all.
         """
     )
 
@@ -33,7 +36,7 @@ struct RunsExport: ParsableCommand {
     var runReference: String
 
     @Option(help: "jsonl (metrics and rollouts, one object per line) or csv (one table).")
-    var format: Format
+    var format: Format = .jsonl
 
     @Option(help: ArgumentHelp("Write to this file instead of stdout.", valueName: "file"))
     var output: String?
@@ -82,14 +85,19 @@ struct RunsExport: ParsableCommand {
                 switch format {
                 case .jsonl:
                     out.write(try lines.line(RolloutLine(runId: runNumber, stage: stage.stageKey, kind: stage.kind, step: r.step, idx: r.idx,
-                                                         prompt: r.prompt, response: r.response, responseTokens: r.responseTokens,
+                                                         group: r.groupIndex, prompt: r.prompt, response: r.response,
+                                                         responseTokens: r.responseTokens, responseTokenIds: r.responseTokenIds,
                                                          stopReason: r.stopReason, score: JSONNumber(r.score), kl: JSONNumber(r.kl),
-                                                         reward: JSONNumber(r.reward), policyVersion: r.policyVersion)) + "\n")
+                                                         reward: JSONNumber(r.reward), advantage: JSONNumber(r.advantage),
+                                                         policyVersion: r.policyVersion)) + "\n")
                 case .csv:
                     let optional = { (x: Double?) in x.map { "\($0)" } ?? "" }
-                    out.write(ReportText.csvRow([runId, stage.stageKey, stage.kind, String(r.step), String(r.idx), r.prompt,
-                                                r.response, String(r.responseTokens), r.stopReason, optional(r.score),
-                                                optional(r.kl), optional(r.reward), String(r.policyVersion)]) + "\n")
+                    let ids = r.responseTokenIds.map { "[" + $0.map(String.init).joined(separator: ",") + "]" } ?? ""
+                    out.write(ReportText.csvRow([runId, stage.stageKey, stage.kind, String(r.step), String(r.idx),
+                                                r.groupIndex.map(String.init) ?? "", r.prompt, r.response,
+                                                String(r.responseTokens), ids, r.stopReason, optional(r.score),
+                                                optional(r.kl), optional(r.reward), optional(r.advantage),
+                                                String(r.policyVersion)]) + "\n")
                 }
             }
         }
@@ -104,8 +112,8 @@ struct RunsExport: ParsableCommand {
     }
 
     static let metricColumns = ["run_id", "stage", "kind", "step", "name", "value"]
-    static let rolloutColumns = ["run_id", "stage", "kind", "step", "idx", "prompt", "response", "response_tokens",
-                                 "stop_reason", "score", "kl", "reward", "policy_version"]
+    static let rolloutColumns = ["run_id", "stage", "kind", "step", "idx", "group", "prompt", "response", "response_tokens",
+                                 "response_token_ids", "stop_reason", "score", "kl", "reward", "advantage", "policy_version"]
 
     /// Whether two paths name one file (after resolving `.`, `..` and symlinks).
     static func samePath(_ a: String, _ b: String) -> Bool {
@@ -136,55 +144,74 @@ struct RolloutLine: Encodable {
     let kind: String
     let step: Int
     let idx: Int
+    /// The prompt group (null for evaluation replies).
+    @Nullable var group: Int?
     let prompt: String
     let response: String
     let responseTokens: Int
+    /// The generated token ids (null when the stage did not record them).
+    @Nullable var responseTokenIds: [Int32]?
     let stopReason: String
     let score: JSONNumber
     let kl: JSONNumber
     let reward: JSONNumber
+    let advantage: JSONNumber
     let policyVersion: Int
 
     enum CodingKeys: String, CodingKey {
-        case type, runId = "run_id", stage, kind, step, idx, prompt, response, responseTokens = "response_tokens"
-        case stopReason = "stop_reason", score, kl, reward, policyVersion = "policy_version"
+        case type, runId = "run_id", stage, kind, step, idx, group, prompt, response, responseTokens = "response_tokens"
+        case responseTokenIds = "response_token_ids", stopReason = "stop_reason", score, kl, reward, advantage
+        case policyVersion = "policy_version"
     }
 }
 
-/// Buffered writes to a file (created or truncated) or to stdout.
+/// Buffered writes to stdout, or to a file that is written atomically once complete (`finish`):
+/// an export that fails midway leaves no partial file and any previous file intact.
 final class ExportOutput {
-    private let handle: FileHandle
     private let path: String?
     private var buffer = Data()
     private var failure: Error?
 
     init(path: String?) throws {
         self.path = path
-        guard let path else {
-            handle = FileHandle.standardOutput
-            return
+        if let path {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+                throw CLIError("\(path): is a directory; --output names a file")
+            }
         }
-        guard FileManager.default.createFile(atPath: path, contents: nil), let file = FileHandle(forWritingAtPath: path) else {
-            throw CLIError("\(path): cannot create the file")
-        }
-        handle = file
     }
 
     func write(_ text: String) {
         buffer.append(contentsOf: text.utf8)
-        if buffer.count >= 1 << 16 { flush() }
+        if path == nil, buffer.count >= 1 << 16 { flushStandardOutput() }
     }
 
-    private func flush() {
+    private func flushStandardOutput() {
         guard failure == nil, !buffer.isEmpty else { return }
-        do { try handle.write(contentsOf: buffer) } catch { failure = error }
+        do { try FileHandle.standardOutput.write(contentsOf: buffer) } catch { failure = error }
         buffer.removeAll(keepingCapacity: true)
     }
 
-    /// Writes what is buffered and closes a file; throws the first write error.
+    /// Writes what is buffered (the whole file, atomically, for `--output`); throws the first write error.
     func finish() throws {
-        flush()
-        if path != nil { try? handle.close() }
-        if let failure { throw CLIError("\(path ?? "stdout"): write failed: \(failure)") }
+        guard let path else {
+            flushStandardOutput()
+            if let failure { throw CLIError("stdout: write failed: \(failure)") }
+            return
+        }
+        let bytes = buffer
+        buffer = Data()
+        do {
+            try AtomicFile.write(to: URL(fileURLWithPath: path)) { file throws(AtomicFileError) in
+                let writeError: AtomicFileError? = bytes.withUnsafeBytes { raw in
+                    do throws(AtomicFileError) { try file.write(raw) } catch { return error }
+                    return nil
+                }
+                if let writeError { throw writeError }
+            }
+        } catch {
+            throw CLIError("\(error)")
+        }
     }
 }

@@ -2,16 +2,25 @@ import ArgumentParser
 import Foundation
 import Recipes
 import Store
+import TensorCore
 
 /// `rein runs show RUN`: one run, stage by stage.
 struct RunsShow: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "show",
-        abstract: "Show a run: each stage's status, duration, steps, final metrics, latest checkpoint and loss chart.",
+        abstract: "Show a run: each stage's status, duration, steps, final metrics, latest checkpoint, loss chart and rollouts.",
         discussion: """
         Final metrics are each metric's value at its highest step (eval/* first). The chart plots \
         train/loss (*) and eval/loss (o) over steps; with more steps than columns, each column is the \
-        mean of its steps. --json prints the same facts as one JSON document (non-finite values are null).
+        mean of its steps.
+
+        A stage with rollouts (PPO, RLOO, GRPO samples; evaluation replies) gets a rollout section: its \
+        steps split into at most 8 ranges, each with the number of rollouts, mean score, mean KL, mean \
+        reward, mean length in tokens and the share that ended with EOS; examples from each range's \
+        last step (the highest- and lowest-reward ones, prompt and response cut to one line, line \
+        breaks shown as ⏎); and charts of the mean score, KL and reward per step.
+
+        --json prints the same facts as one JSON document (non-finite values are null).
         """
     )
 
@@ -23,11 +32,30 @@ struct RunsShow: ParsableCommand {
     @Flag(help: "Print a JSON document instead of text.")
     var json = false
 
+    @Option(help: ArgumentHelp("Example rollouts per step range (half the highest-reward, half the lowest).", valueName: "n"))
+    var rollouts = 2
+
+    @Option(help: ArgumentHelp("Show only the stage with this id (its key in the recipe).", valueName: "id"))
+    var stage: String?
+
+    func validate() throws {
+        guard rollouts >= 0 else { throw ValidationError("--rollouts must be 0 or more, not \(rollouts)") }
+    }
+
     func run() throws {
         let opened = try stores.open()
         let info = try resolveRun(runReference, in: opened)
         guard let store = opened.first(where: { $0.path == info.storePath })?.store else { return }
-        let details = try info.stages.map { try StageDetail(stage: $0, store: store) }
+        var stages = info.stages
+        if let stage {
+            stages = stages.filter { $0.stageKey == stage }
+            if stages.isEmpty {
+                let keys = info.stages.map(\.stageKey)
+                throw CLIError("run \(info.run.id ?? 0) (\(info.run.name)) has no stage '\(stage)'"
+                               + (keys.isEmpty ? "; it has no stages yet" : "; its stages: " + keys.joined(separator: ", ")))
+            }
+        }
+        let details = try stages.map { try StageDetail(stage: $0, store: store, examples: rollouts) }
         if json {
             Terminal.write(try jsonDocument(RunDocument(info: info, details: details)))
         } else {
@@ -70,8 +98,10 @@ struct StageDetail {
     let checkpoints: [Checkpoint]
     let trainLoss: [(step: Int, value: Double)]
     let evalLoss: [(step: Int, value: Double)]
+    /// Nil when the stage recorded no rollouts.
+    let rollouts: RolloutSection?
 
-    init(stage: Store.Stage, store: RunStore) throws {
+    init(stage: Store.Stage, store: RunStore, examples: Int = 2) throws {
         self.stage = stage
         let id = stage.id ?? -1
         reusedRunId = try stage.reusedStageId.flatMap { try store.stage($0)?.runId }
@@ -80,6 +110,7 @@ struct StageDetail {
         checkpoints = try store.checkpoints(stageId: id)
         trainLoss = try store.series(stageId: id, name: "train/loss")
         evalLoss = try store.series(stageId: id, name: "eval/loss")
+        rollouts = try RolloutSection(stageId: id, store: store, examples: examples)
     }
 
     /// The newest checkpoint row, else the stage's recorded resume point (stores written before v2).
@@ -120,6 +151,79 @@ struct StageDetail {
         if !evalLoss.isEmpty { series.append(ChartSeries(name: "eval/loss", mark: "o", points: evalLoss)) }
         let chart = ReportText.chart(series)
         if !chart.isEmpty { lines += [""] + chart.map { "  " + $0 } }
+        if let rollouts { lines += [""] + rollouts.render() }
+        return lines
+    }
+}
+
+/// The rollouts of one stage as `runs show` reports them: per step-range means, examples, per-step charts.
+struct RolloutSection {
+    /// One range of steps: its means and example rollouts from its last step.
+    struct StepRange {
+        let aggregate: RolloutAggregate
+        /// The highest-reward rollouts first, then the lowest-reward ones (lowest last).
+        let examples: [Rollout]
+    }
+
+    let ranges: [StepRange]
+    /// The means of each step, for the charts.
+    let steps: [RolloutAggregate]
+    /// Nil when stage `stageId` has no rollouts; `examples` per range (half highest-, half lowest-reward).
+    init?(stageId: Int64, store: RunStore, examples: Int) throws {
+        steps = try store.rolloutStepAggregates(stageId: stageId)
+        guard !steps.isEmpty else { return nil }
+        ranges = try ReportText.stepRanges(steps.map(\.firstStep)).compactMap { range in
+            guard let aggregate = try store.rolloutAggregate(stageId: stageId, steps: range) else { return nil }
+            let highest = try store.rolloutsByReward(stageId: stageId, step: aggregate.lastStep, limit: (examples + 1) / 2)
+            let lowest = try store.rolloutsByReward(stageId: stageId, step: aggregate.lastStep, limit: examples / 2, lowest: true)
+            let shown = Set(highest.map(\.idx))
+            return StepRange(aggregate: aggregate, examples: highest + lowest.reversed().filter { !shown.contains($0.idx) })
+        }
+    }
+
+    static func mean(_ x: Double?) -> String { x.map(ReportText.number) ?? "-" }
+
+    /// The section's lines, indented under the stage.
+    func render(width: Int = 100) -> [String] {
+        let count = ranges.map(\.aggregate.count).reduce(0, +)
+        let first = steps.first?.firstStep ?? 0, last = steps.last?.lastStep ?? 0
+        var lines = ["  rollouts    \(count) in \(steps.count) step\(steps.count == 1 ? "" : "s")"
+                     + (first == last ? " (step \(first))" : " (steps \(first)-\(last))")]
+        var rows = [["STEPS", "N", "SCORE", "KL", "REWARD", "TOKENS", "EOS"]]
+        for range in ranges {
+            let a = range.aggregate
+            rows.append([a.firstStep == a.lastStep ? "\(a.firstStep)" : "\(a.firstStep)-\(a.lastStep)", String(a.count),
+                         Self.mean(a.meanScore), Self.mean(a.meanKL), Self.mean(a.meanReward),
+                         String(format: "%.1f", a.meanResponseTokens), ReportText.percent(a.eosShare)])
+        }
+        lines += ReportText.table(rows, rightAligned: [1, 2, 3, 4, 5, 6]).map { "    " + $0 }
+
+        if ranges.contains(where: { !$0.examples.isEmpty }) {
+            lines += ["", "  examples (each range's last step; highest reward first, lowest last)"]
+            let textWidth = max(20, width - 17)
+            for range in ranges where !range.examples.isEmpty {
+                lines.append("    step \(range.aggregate.lastStep)")
+                for r in range.examples {
+                    var facts = ["#\(r.idx)"]
+                    if let group = r.groupIndex { facts.append("group \(group)") }
+                    if let reward = r.reward { facts.append("reward \(ReportText.number(reward))") }
+                    if let score = r.score { facts.append("score \(ReportText.number(score))") }
+                    if let kl = r.kl { facts.append("kl \(ReportText.number(kl))") }
+                    facts.append("\(r.responseTokens) token\(r.responseTokens == 1 ? "" : "s"), \(r.stopReason)")
+                    lines.append("      " + facts.joined(separator: "  "))
+                    lines.append("        prompt   " + ReportText.oneLine(r.prompt, width: textWidth))
+                    lines.append("        response " + ReportText.oneLine(r.response, width: textWidth))
+                }
+            }
+        }
+
+        let charts: [(String, KeyPath<RolloutAggregate, Double?>)] = [("mean score", \.meanScore), ("mean KL", \.meanKL),
+                                                                       ("mean reward", \.meanReward)]
+        for (name, value) in charts {
+            let points = steps.compactMap { s in s[keyPath: value].map { (step: s.firstStep, value: $0) } }
+            let chart = ReportText.chart([ChartSeries(name: name, mark: "*", points: points)], height: 4)
+            if !chart.isEmpty { lines += [""] + chart.map { "  " + $0 } }
+        }
         return lines
     }
 }
@@ -165,6 +269,78 @@ struct RunDocument: Encodable {
         @Nullable var checkpointPath: String?
         let checkpoints: [CheckpointPart]
         @Nullable var outputPath: String?
+        @Nullable var rollouts: RolloutsPart?
+    }
+
+    /// Means over a step or a range of steps.
+    struct AggregatePart: Encodable {
+        let firstStep: Int
+        let lastStep: Int
+        let count: Int
+        @Nullable var meanScore: Double?
+        @Nullable var meanKL: Double?
+        @Nullable var meanReward: Double?
+        let meanResponseTokens: Double
+        let eosShare: Double
+
+        init(_ a: RolloutAggregate) {
+            let finite = { (x: Double?) in x.flatMap { $0.isFinite ? $0 : nil } }
+            firstStep = a.firstStep
+            lastStep = a.lastStep
+            count = a.count
+            meanScore = finite(a.meanScore)
+            meanKL = finite(a.meanKL)
+            meanReward = finite(a.meanReward)
+            meanResponseTokens = a.meanResponseTokens
+            eosShare = a.eosShare
+        }
+    }
+
+    struct ExamplePart: Encodable {
+        let step: Int
+        let idx: Int
+        @Nullable var group: Int?
+        let prompt: String
+        let response: String
+        let responseTokens: Int
+        let stopReason: String
+        let score: JSONNumber
+        let kl: JSONNumber
+        let reward: JSONNumber
+        let advantage: JSONNumber
+        let policyVersion: Int
+
+        init(_ r: Rollout) {
+            step = r.step
+            idx = r.idx
+            group = r.groupIndex
+            prompt = r.prompt
+            response = r.response
+            responseTokens = r.responseTokens
+            stopReason = r.stopReason
+            score = JSONNumber(r.score)
+            kl = JSONNumber(r.kl)
+            reward = JSONNumber(r.reward)
+            advantage = JSONNumber(r.advantage)
+            policyVersion = r.policyVersion
+        }
+    }
+
+    struct RangePart: Encodable {
+        let means: AggregatePart
+        let examples: [ExamplePart]
+    }
+
+    struct RolloutsPart: Encodable {
+        let count: Int
+        let ranges: [RangePart]
+        let steps: [AggregatePart]
+
+        init(_ section: RolloutSection) {
+            count = section.ranges.map(\.aggregate.count).reduce(0, +)
+            ranges = section.ranges.map { RangePart(means: AggregatePart($0.aggregate), examples: $0.examples.map(ExamplePart.init)) }
+            steps = section.steps.map(AggregatePart.init)
+        }
     }
 
     let store: String
@@ -187,7 +363,7 @@ struct RunDocument: Encodable {
                              checkpointPath: d.latestCheckpoint?.path,
                              checkpoints: d.checkpoints.map { CheckpointPart(kind: $0.kind, step: $0.step, path: $0.path,
                                                                              createdAt: $0.createdAt) },
-                             outputPath: s.outputPath)
+                             outputPath: s.outputPath, rollouts: d.rollouts.map(RolloutsPart.init))
         }
     }
 }

@@ -177,3 +177,28 @@ import Testing
     // On another host the pid means nothing here.
     #expect(!ReportText.processIsGone(pid: gone, host: "other-host", currentHost: "this-host"))
 }
+
+@Test func stepRangesSplitStepsIntoAtMostEightEvenRanges() {
+    #expect(ReportText.stepRanges([]) == [])
+    #expect(ReportText.stepRanges([5]) == [5...5])
+    #expect(ReportText.stepRanges([1, 2, 3]) == [1...1, 2...2, 3...3])
+    #expect(ReportText.stepRanges(Array(1...16)) == [1...2, 3...4, 5...6, 7...8, 9...10, 11...12, 13...14, 15...16])
+    let ranges = ReportText.stepRanges(Array(1...100))
+    #expect(ranges.count == 8 && ranges.first == 1...12 && ranges.last == 88...100)
+    #expect(ranges.map(\.count).reduce(0, +) == 100)
+    // Gaps in the steps stay inside the ranges; the ranges never overlap.
+    #expect(ReportText.stepRanges([0, 10, 20, 30], maxRanges: 2) == [0...10, 20...30])
+    #expect(ReportText.stepRanges([1, 2, 3], maxRanges: 0) == [1...3])
+}
+
+@Test func oneLineShowsLineBreaksAndCutsWithAnEllipsis() {
+    #expect(ReportText.oneLine("What is 2 + 2?\nAnswer:", width: 40) == "What is 2 + 2?⏎Answer:")
+    #expect(ReportText.oneLine("a\r\nb\rc\td", width: 40) == "a⏎b⏎c d")
+    #expect(ReportText.oneLine("abcdefghij", width: 10) == "abcdefghij")
+    #expect(ReportText.oneLine("abcdefghijk", width: 10) == "abcdefghi…")
+    #expect(ReportText.oneLine("héllo ✓ wörld", width: 8) == "héllo ✓…")
+    #expect(ReportText.oneLine("", width: 5) == "")
+    #expect(ReportText.oneLine("abc", width: 0) == "")
+    #expect(ReportText.percent(0.625) == "62%" || ReportText.percent(0.625) == "63%")
+    #expect(ReportText.percent(1) == "100%" && ReportText.percent(.nan) == "-")
+}

@@ -47,6 +47,10 @@ private func sampleStore(_ path: String) throws -> RunStore {
     try store.recordCheckpoint(stageId: sft, kind: "final", step: 20, path: "runs/quickstart/sft/model", at: t0 + 110)
     try store.recordCheckpoint(stageId: dpo, kind: "last", step: 10, path: "runs/quickstart/dpo/checkpoints/last", at: t0 + 200)
     for key in ["tokenizer", "data", "sft", "dpo"] { try store.setStageStatus(ids[key]!, .completed, at: t0 + 230) }
+    let ppo = try #require(try store.createStage(runId: run1, stageKey: "ppo", kind: "ppo", configJSON: "{}",
+                                                 configHash: "ppo1", startedAt: t0 + 230).id)
+    try store.record(rollouts: sampleRollouts.map { $0.rollout(stageId: ppo) })
+    try store.setStageStatus(ppo, .completed, at: t0 + 235)
     try store.setRunStatus(run1, .completed, at: t0 + 240)
 
     let t1 = t0 + 86400
@@ -120,4 +124,74 @@ private func sampleStore(_ path: String) throws -> RunStore {
     let compared = try answer("COALESCE(reusedStageId, id)")
     #expect(compared.map { $0["stageKey"] as String } == ["dpo", "sft"])
     #expect(compared.map { $0["change"] as Double } == [-0.01, 0])
+}
+
+/// One sample rollout of run 1's `ppo` stage, with the values the doc queries aggregate.
+private struct SampleRollout {
+    let step: Int, idx: Int
+    var group: Int { idx / 2 }
+    var prompt: String { "<|user|>What is \(group) + \(group)?<|assistant|>" }
+    var response: String { "\(2 * group) (step \(step))" }
+    var score: Double { Double(step) * 0.5 + Double(idx) * 0.01 }
+    var kl: Double { Double(step) * 0.1 + Double(idx % 2) * 0.001 }
+    var reward: Double { score - kl }
+    /// `length` for the first 4 - step rollouts of a step, `context` for the last one at step 1.
+    var stopReason: String { idx < 4 - step ? "length" : step == 1 && idx == 11 ? "context" : "eos" }
+    var tokens: Int { stopReason == "eos" ? 3 + idx % 3 : 16 }
+
+    func rollout(stageId: Int64) -> Rollout {
+        Rollout(stageId: stageId, step: step, idx: idx, prompt: prompt, response: response, responseTokens: tokens,
+                stopReason: stopReason, score: score, kl: kl, reward: reward, policyVersion: step - 1,
+                responseTokenIds: Array(repeating: 7, count: tokens), advantage: 0, groupIndex: group)
+    }
+}
+
+/// Three updates of 6 prompts with 2 samples each.
+private let sampleRollouts = (1...3).flatMap { step in (0..<12).map { SampleRollout(step: step, idx: $0) } }
+
+@Test func docRolloutQueriesAnswerWhatTheySay() throws {
+    let queries = try documentedQueries()
+    let path = temporaryStorePath()
+    defer { removeStore(path) }
+    let store = try sampleStore(path)
+    func answer(_ marker: String) throws -> [Row] {
+        let sql = try #require(queries.first { $0.contains(marker) }, "no documented query contains \(marker)")
+        return try store.dbPool.read { db in try Row.fetchAll(db, sql: sql) }
+    }
+    func rounded(_ x: Double, _ places: Double = 4) -> Double { (x * pow(10, places)).rounded() / pow(10, places) }
+    func mean(_ xs: [Double]) -> Double { xs.reduce(0, +) / Double(xs.count) }
+    let bySteps = Dictionary(grouping: sampleRollouts, by: \.step)
+
+    // The 10 highest rewards at step 3, best first.
+    let top = try answer("ORDER BY r.reward DESC LIMIT 10")
+    let expected = bySteps[3]!.sorted { $0.reward > $1.reward }.prefix(10)
+    #expect(top.map { $0["idx"] as Int } == expected.map(\.idx))
+    #expect(top.allSatisfy { ($0["step"] as Int) == 3 })
+    #expect(top.map { $0["reward"] as Double } == expected.map { rounded($0.reward) })
+    #expect(top.first.map { $0["response"] as String } == "10 (step 3)")
+
+    let kl = try answer("AVG(kl)")
+    #expect(kl.map { $0["step"] as Int } == [1, 2, 3])
+    #expect(kl.map { $0["n"] as Int } == [12, 12, 12])
+    #expect(kl.map { $0["mean_kl"] as Double } == [1, 2, 3].map { rounded(mean(bySteps[$0]!.map(\.kl))) })
+    #expect(kl.map { $0["mean_kl"] as Double } == [0.1005, 0.2005, 0.3005])
+    #expect(kl.map { $0["max_kl"] as Double } == [0.101, 0.201, 0.301])
+
+    let scores = try answer("AVG(score)")
+    #expect(scores.map { $0["mean_score"] as Double } == [1, 2, 3].map { rounded(mean(bySteps[$0]!.map(\.score))) })
+    #expect(scores.map { $0["mean_score"] as Double } == [0.555, 1.055, 1.555])
+    #expect(scores.map { $0["mean_reward"] as Double } == [1, 2, 3].map { rounded(mean(bySteps[$0]!.map(\.reward))) })
+
+    // Step 1: 3 at the length limit and 1 with a full context; then 2, then 1 of 12.
+    let lengths = try answer("stopReason IN ('length', 'context')")
+    #expect(lengths.map { $0["length_share"] as Double } == [rounded(4 / 12), rounded(2 / 12), rounded(1 / 12)])
+    #expect(lengths.map { $0["mean_tokens"] as Double }
+        == [1, 2, 3].map { rounded(mean(bySteps[$0]!.map { Double($0.tokens) }), 1) })
+
+    // Prompt group 2 at every step, both samples.
+    let prompt = try answer("LIKE '%What is 2 + 2?%'")
+    #expect(prompt.map { "\($0["step"] as Int)/\($0["idx"] as Int)" } == ["1/4", "1/5", "2/4", "2/5", "3/4", "3/5"])
+    #expect(prompt.map { $0["policyVersion"] as Int } == [0, 0, 1, 1, 2, 2])
+    #expect(prompt.map { $0["response"] as String } == ["4 (step 1)", "4 (step 1)", "4 (step 2)", "4 (step 2)",
+                                                         "4 (step 3)", "4 (step 3)"])
 }
