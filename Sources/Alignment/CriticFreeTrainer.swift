@@ -1,0 +1,225 @@
+import Datasets
+import Foundation
+import NN
+import Optimizers
+import TensorCore
+
+/// The settings of the critic-free loop (TRL 1.16's GRPOTrainer / RLOOTrainer, their names in the
+/// comments). RLOO and GRPO differ only in `objective.estimator` (their advantages and where the
+/// KL goes); the loop is the same.
+public struct CriticFreeTrainerSettings: Sendable, Equatable {
+    /// The advantage estimator and the clipped loss (`num_generations`, `beta`, `epsilon`, `loss_type`, ...).
+    public var objective: CriticFreeObjective
+    /// `temperature`: training and reference log-probs divide the logits by it.
+    public var temperature: Double = 1
+    /// `per_device_train_batch_size`: completions per micro-batch.
+    public var microBatchSize = 8
+    /// `gradient_accumulation_steps` (also `steps_per_generation`: one generation batch per step).
+    public var gradientAccumulationSteps = 1
+    /// `num_iterations`: optimizer steps on each generation batch.
+    public var numIterations = 1
+    /// `max_grad_norm` (0: no clipping).
+    public var maxGradNorm = 1.0
+    public var adamBeta1 = 0.9
+    public var adamBeta2 = 0.999
+    public var adamEpsilon = 1e-8
+    public var weightDecay = 0.0
+    public var eos: Int32
+    public var pad: Int32
+    /// Rows per no-grad forward pass.
+    public var forwardBatchSize = 64
+
+    public init(objective: CriticFreeObjective, eos: Int32, pad: Int32) {
+        self.objective = objective
+        self.eos = eos
+        self.pad = pad
+    }
+
+    /// Completions per generation batch.
+    public var batchRows: Int { microBatchSize * gradientAccumulationSteps }
+}
+
+/// One generation batch, scored, with its advantages.
+public struct CriticFreeRollout: Sendable {
+    public let rows: Int
+    public let contextLength: Int
+    public let responseLength: Int
+    /// `[rows, ctx + R]` left-padded queries followed by the responses (pads after the first EOS).
+    public let queryResponses: [Int32]
+    public let responses: [Int32]
+    /// The completion mask (up to and including the first EOS) and the log-probs the loss needs.
+    public let logProbs: CompletionLogProbs
+    /// The judge's scores and what the estimator made of them.
+    public let rewards: [Float]
+    public let advantage: AdvantageResult
+    /// Summed k1 KL (old - reference) per completion, when the reference was run.
+    public let sequenceKL: [Float]?
+}
+
+/// RLOO or GRPO on sampled completions: ``prepare(queries:responses:rows:contextLength:responseLength:rewards:)``
+/// runs the no-grad passes and the advantages, ``train(_:step:learningRate:rng:)`` the optimizer
+/// steps of one generation batch.
+public final class CriticFreeTrainer {
+    public let policy: DecoderModel
+    /// The frozen reference (needed when beta != 0); nil: the policy with its LoRA adapters disabled.
+    public let reference: DecoderModel?
+    public var settings: CriticFreeTrainerSettings
+    public let optimizer: AdamW
+
+    public init(policy: DecoderModel, reference: DecoderModel?, settings: CriticFreeTrainerSettings) throws {
+        if settings.objective.beta != 0 && reference == nil && policy.loraConfig == nil {
+            throw OnlineRLError.shape("beta != 0 needs a reference model, or a LoRA policy whose base serves as one")
+        }
+        self.policy = policy
+        self.reference = reference
+        self.settings = settings
+        optimizer = AdamW(arena: policy.arena, learningRate: 1e-6, beta1: settings.adamBeta1, beta2: settings.adamBeta2,
+                          epsilon: settings.adamEpsilon, weightDecay: settings.weightDecay, decayFilter: .matricesOnly)
+    }
+
+    /// The completion mask: 1 up to and including the first EOS of each response (all of it when
+    /// there is none), 0 on pads.
+    public static func completionMask(_ responses: [Int32], rows: Int, length R: Int, eos: Int32, pad: Int32) -> [Float] {
+        var mask = [Float](repeating: 0, count: rows * R)
+        for r in 0..<rows {
+            for t in 0..<R {
+                let token = responses[r * R + t]
+                if token == pad { break }
+                mask[r * R + t] = 1
+                if token == eos { break }
+            }
+        }
+        return mask
+    }
+
+    /// Temperature-scaled log-probs of the responses under `model`, no gradient.
+    func logProbs(_ model: DecoderModel, _ qr: [Int32], rows: Int, ctx: Int, R: Int, responses: [Int32]) -> [Float] {
+        var out: [Float] = []
+        out.reserveCapacity(rows * R)
+        let L = ctx + R, step = Swift.max(1, settings.forwardBatchSize)
+        var start = 0
+        while start < rows {
+            let end = Swift.min(rows, start + step)
+            out += Autograd.withoutGrad {
+                let inputs = PaddedInputs(ids: Array(qr[start * L..<end * L]), rows: end - start, length: L, pad: settings.pad)
+                let h = responseHiddenStates(inputs.hiddenStates(model), contextLength: ctx, responseLength: R)
+                let logits = temperatureScaledLogits(model.logits(hidden: h), temperature: settings.temperature)
+                return responseLogProbs(logits: logits, responses: Array(responses[start * R..<end * R])).values
+            }
+            start = end
+        }
+        return out
+    }
+
+    /// The no-grad passes of one generation batch (old log-probs when the batch is trained on more
+    /// than once or RLOO puts the KL in the reward; reference log-probs when beta != 0) and its
+    /// advantages. `rewards` are one score per row, prompt-major (the G samples of a prompt adjacent).
+    public func prepare(queries: [Int32], responses: [Int32], rows: Int, contextLength ctx: Int, responseLength R: Int,
+                        rewards: [Float]) throws -> CriticFreeRollout {
+        guard queries.count == rows * ctx, responses.count == rows * R, rewards.count == rows, ctx >= 1, R >= 1 else {
+            throw OnlineRLError.shape("critic-free batch: \(queries.count) query ids, \(responses.count) response ids and \(rewards.count) rewards for \(rows) rows of \(ctx) + \(R)")
+        }
+        if let bad = rewards.firstIndex(where: { !$0.isFinite }) {
+            throw OnlineRLError.nonFinite(update: 0, quantity: "the reward of completion \(bad)")
+        }
+        let L = ctx + R
+        var qr = [Int32](repeating: 0, count: rows * L)
+        for r in 0..<rows {
+            for t in 0..<ctx { qr[r * L + t] = queries[r * ctx + t] }
+            for t in 0..<R { qr[r * L + ctx + t] = responses[r * R + t] }
+        }
+        let mask = Self.completionMask(responses, rows: rows, length: R, eos: settings.eos, pad: settings.pad)
+        let o = settings.objective
+        let isRLOO: Bool
+        if case .rloo = o.estimator { isRLOO = true } else { isRLOO = false }
+        let needsOld = settings.numIterations > 1 || (isRLOO && o.beta != 0)
+        let old = needsOld ? logProbs(policy, qr, rows: rows, ctx: ctx, R: R, responses: responses) : nil
+        var ref: [Float]?
+        if o.beta != 0 {
+            if let reference {
+                ref = logProbs(reference, qr, rows: rows, ctx: ctx, R: R, responses: responses)
+            } else {
+                policy.adaptersEnabled = false
+                defer { policy.adaptersEnabled = true }
+                ref = logProbs(policy, qr, rows: rows, ctx: ctx, R: R, responses: responses)
+            }
+        }
+        let batch = try CompletionLogProbs(rows: rows, width: R, mask: mask, old: old, ref: ref)
+        let advantage = try o.advantages(rewards: rewards, logProbs: batch)
+        var sequenceKL: [Float]?
+        if let ref {
+            let current = old ?? logProbs(policy, qr, rows: rows, ctx: ctx, R: R, responses: responses)
+            sequenceKL = batch.maskedRowSums(zip(current, ref).map { $0 - $1 }).map { Float($0) }
+        }
+        return CriticFreeRollout(rows: rows, contextLength: ctx, responseLength: R, queryResponses: qr, responses: responses,
+                                 logProbs: batch, rewards: rewards, advantage: advantage, sequenceKL: sequenceKL)
+    }
+
+    /// The `numIterations` optimizer steps on one generation batch, its rows shuffled once.
+    ///
+    /// - Parameters:
+    ///   - step: optimizer steps taken before this batch (for the learning rate).
+    ///   - learningRate: the schedule, by 0-based optimizer step.
+    /// - Returns: TRL's metric names, averaged over the micro-batches, plus `loss`, `grad_norm`,
+    ///   `learning_rate` and `completions/mean_length`.
+    public func train(_ rollout: CriticFreeRollout, step: Int, learningRate: (Int) -> Double, rng: inout RNG) throws -> [String: Double] {
+        let rows = rollout.rows, ctx = rollout.contextLength, R = rollout.responseLength, L = ctx + R
+        let s = settings
+        var order = Array(0..<rows)
+        seededShuffle(&order, using: &rng)
+        let micro = Swift.max(1, Swift.min(s.microBatchSize, rows))
+        let chunks = stride(from: 0, to: rows, by: micro).map { Array(order[$0..<Swift.min($0 + micro, rows)]) }
+        var objective = s.objective
+        objective.gradientAccumulationSteps = chunks.count
+        objective.stepsPerGeneration = 1
+        let tokens = rollout.logProbs.tokenCount
+        var sums: [String: Double] = [:], counts: [String: Int] = [:]
+        var lossSum = 0.0, gradNorm = 0.0, lr = 0.0
+        for iteration in 0..<Swift.max(1, s.numIterations) {
+            lr = learningRate(step + iteration)
+            for idx in chunks {
+                let n = idx.count
+                let inputs = PaddedInputs(ids: gatherRows(rollout.queryResponses, indices: idx, length: L), rows: n, length: L, pad: s.pad)
+                let h = responseHiddenStates(inputs.hiddenStates(policy), contextLength: ctx, responseLength: R)
+                let logits = temperatureScaledLogits(policy.logits(hidden: h), temperature: s.temperature)
+                let lp = responseLogProbs(logits: logits, responses: gatherRows(rollout.responses, indices: idx, length: R))
+                let b = rollout.logProbs
+                let sub = try CompletionLogProbs(rows: n, width: R, mask: gatherRows(b.mask, indices: idx, length: R),
+                                                 old: b.old.map { gatherRows($0, indices: idx, length: R) },
+                                                 ref: b.ref.map { gatherRows($0, indices: idx, length: R) },
+                                                 entropies: tokenEntropies(logits: logits))
+                let out = try objective.loss(logProbs: lp, batch: sub, advantages: idx.map { rollout.advantage.advantages[$0] },
+                                             tokensInGenerationBatch: tokens)
+                let value = out.loss.item
+                guard value.isFinite else {
+                    policy.arena.zeroGrad()
+                    throw OnlineRLError.nonFinite(update: step + iteration + 1, quantity: "loss")
+                }
+                out.loss.backward()
+                lossSum += Double(value)
+                for (k, v) in out.metrics where v.isFinite {
+                    sums[k, default: 0] += v
+                    counts[k, default: 0] += 1
+                }
+            }
+            let norm = s.maxGradNorm > 0 ? Double(policy.arena.clipGradNorm(maxNorm: Float(s.maxGradNorm))) : Double(policy.arena.gradNorm())
+            guard norm.isFinite else {
+                policy.arena.zeroGrad()
+                throw OnlineRLError.nonFinite(update: step + iteration + 1, quantity: "the policy gradient")
+            }
+            gradNorm = norm
+            optimizer.learningRate = lr
+            optimizer.step()
+            policy.arena.zeroGrad()
+        }
+        var metrics = rollout.advantage.metrics
+        for (k, v) in sums { metrics[k] = v / Double(counts[k] ?? 1) }
+        metrics["loss"] = lossSum / Double(Swift.max(1, s.numIterations))
+        metrics["grad_norm"] = gradNorm
+        metrics["learning_rate"] = lr
+        let lengths = rollout.logProbs.rowLengths
+        metrics["completions/mean_length"] = Double(lengths.reduce(0, +)) / Double(Swift.max(rows, 1))
+        if let kl = rollout.sequenceKL { metrics["objective/kl"] = Double(kl.reduce(0, +)) / Double(Swift.max(rows, 1)) }
+        return metrics
+    }
+}
