@@ -9,6 +9,9 @@ import TensorCore
 /// then closed. It must print one finite number per line to stdout, in the items' order, and exit
 /// with status 0 within `timeout` seconds (else it is killed). Every error names the command.
 ///
+/// Foundation sees the program end only when every process it started has ended too, so a
+/// background process left running counts against the timeout (and is not killed).
+///
 /// Creating a judge makes the process ignore SIGPIPE, so a program that exits without reading its
 /// input yields an error instead of ending Rein.
 public struct CommandJudge: RewardFunction, Sendable {
@@ -124,7 +127,7 @@ public struct CommandJudge: RewardFunction, Sendable {
         }
         // Output still open after the program exited means a process it started holds the pipe.
         let drained = io.wait(timeout: timedOut ? .now() + 1 : deadline) == .success
-        if timedOut { throw failure("took longer than its timeout of \(Self.seconds(timeout)) and was killed") }
+        if timedOut { throw failure("did not finish within its timeout of \(Self.seconds(timeout)) and was killed") }
         guard drained else {
             throw failure("exited, but its stdout or stderr stayed open past the timeout of \(Self.seconds(timeout)) "
                           + "(a background process it started may hold them)")

@@ -103,7 +103,11 @@ private let items = [JudgeItem(prompt: "p", response: "abc"), JudgeItem(prompt: 
         let slow = try script(scratch, "slow.sh", "exec sleep 30")
         let start = Date()
         #expect(message { try CommandJudge(executable: slow, timeout: 0.5).scores(items) }
-                == "command judge `\(slow)`: took longer than its timeout of 0.5 s and was killed")
+                == "command judge `\(slow)`: did not finish within its timeout of 0.5 s and was killed")
         #expect(Date().timeIntervalSince(start) < 10)
+        // A background process still running after the program exits counts against the timeout.
+        let leaky = try script(scratch, "leaky.sh", "cat > /dev/null; sleep 3 & echo 1; echo 2; echo 3")
+        #expect(message { try CommandJudge(executable: leaky, timeout: 1).scores(items) }
+                == "command judge `\(leaky)`: did not finish within its timeout of 1 s and was killed")
     }
 }
