@@ -107,7 +107,8 @@ public struct Generator {
 
     /// Generates a continuation of each prompt, row `b` sampling from `rngs[b]` alone: a row's
     /// tokens are the same whatever other prompts share the batch and whatever the batch size (its
-    /// left padding is masked). Each generator is advanced by the draws its row made.
+    /// left padding is masked), as long as the longest prompt leaves room for `maxNewTokens` in the
+    /// context. Each generator is advanced by the draws its row made.
     public func generate(prompts: [[Int32]], options: SamplingOptions, rngs: inout [RNG], useCache: Bool = true,
                          onToken: ((Int, Int32) -> Void)? = nil) -> [GeneratedSequence] {
         precondition(rngs.count == prompts.count, "generate needs one RNG per prompt (\(rngs.count) for \(prompts.count))")
