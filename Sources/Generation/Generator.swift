@@ -57,7 +57,7 @@ public struct GeneratedSequence: Sendable {
 ///
 /// Prompts of different lengths are left-padded; positions come from the attention mask, so a
 /// padded prompt generates exactly what it would alone. Seeded: the same `rng` state and inputs
-/// give the same tokens.
+/// give the same tokens; with one RNG per row (`rngs:`), a row's tokens do not depend on its batch.
 public struct Generator {
     /// The model sampled from.
     public let model: DecoderModel
@@ -95,8 +95,31 @@ public struct Generator {
     /// Generates a continuation of each prompt. `onToken(sequence, token)` is called as each new
     /// token is chosen (for streaming). With `useCache: false` every step recomputes the whole
     /// sequence (a reference for tests).
+    ///
+    /// One `rng` serves the whole batch (each step draws for the unfinished rows in order), so a
+    /// row's tokens depend on the other rows; see `generate(prompts:options:rngs:)` for per-row streams.
     public func generate(prompts: [[Int32]], options: SamplingOptions, rng: inout RNG, useCache: Bool = true,
                          onToken: ((Int, Int32) -> Void)? = nil) -> [GeneratedSequence] {
+        run(prompts: prompts, options: options, useCache: useCache, onToken: onToken) { _, logits, V in
+            sample(logits, V, options, &rng)
+        }
+    }
+
+    /// Generates a continuation of each prompt, row `b` sampling from `rngs[b]` alone: a row's
+    /// tokens are the same whatever other prompts share the batch and whatever the batch size (its
+    /// left padding is masked), as long as the longest prompt leaves room for `maxNewTokens` in the
+    /// context. Each generator is advanced by the draws its row made.
+    public func generate(prompts: [[Int32]], options: SamplingOptions, rngs: inout [RNG], useCache: Bool = true,
+                         onToken: ((Int, Int32) -> Void)? = nil) -> [GeneratedSequence] {
+        precondition(rngs.count == prompts.count, "generate needs one RNG per prompt (\(rngs.count) for \(prompts.count))")
+        return run(prompts: prompts, options: options, useCache: useCache, onToken: onToken) { b, logits, V in
+            sample(logits, V, options, &rngs[b])
+        }
+    }
+
+    /// The decoding loop; `pick(row, logits, vocabularySize)` chooses each unfinished row's token.
+    private func run(prompts: [[Int32]], options: SamplingOptions, useCache: Bool, onToken: ((Int, Int32) -> Void)?,
+                     pick: (Int, UnsafePointer<Float>, Int) -> (Int32, Float)) -> [GeneratedSequence] {
         precondition(!prompts.isEmpty && prompts.allSatisfy { !$0.isEmpty }, "generate needs non-empty prompts")
         let B = prompts.count
         let P = prompts.map(\.count).max()!
@@ -135,7 +158,7 @@ public struct Generator {
             var next = [Int32](repeating: padId, count: B)
             let sampled = done.map { !$0 }   // rows that choose a token this step
             for b in 0..<B where !done[b] {
-                let (token, logProb) = sample(logits.data + b * V, V, options, &rng)
+                let (token, logProb) = pick(b, logits.data + b * V, V)
                 next[b] = token
                 results[b].tokens.append(token)
                 results[b].logProbs.append(logProb)

@@ -44,6 +44,36 @@ func tinyModel(_ family: ModelFamily, seed: UInt64 = 1) -> DecoderModel {
         #expect(alone == batched)
     }
 
+    @Test(arguments: [ModelFamily.gpt2, .llama])
+    func perRowGeneratorsMakeARowIndependentOfItsBatch(family: ModelFamily) {
+        // A prompt sampled alone with generator R gives the same tokens as in a batch of 4 (left
+        // padded to the longest) with its own R; the single-RNG API gives other tokens there.
+        let model = tinyModel(family, seed: 7)
+        let gen = Generator(model: model)
+        let options = SamplingOptions(temperature: 0.7, maxNewTokens: 16)
+        let prompts: [[Int32]] = [[1, 2, 3, 4, 5, 6, 7, 8, 9], [11, 12], [20, 21, 22, 23], [30]]
+        let seeds: [UInt64] = [101, 202, 303, 404]
+        var rngs = seeds.map { RNG(seed: $0) }
+        let batched = gen.generate(prompts: prompts, options: options, rngs: &rngs)
+        for (k, prompt) in prompts.enumerated() {
+            var alone = [RNG(seed: seeds[k])]
+            let single = gen.generate(prompts: [prompt], options: options, rngs: &alone)[0]
+            #expect(single.tokens == batched[k].tokens)
+            #expect(single.tokens.count == 16)
+            #expect(zip(single.logProbs, batched[k].logProbs).allSatisfy { abs($0 - $1) < 1e-4 })
+            // Each generator advanced exactly as far as its row drew.
+            #expect(alone[0] == rngs[k])
+        }
+        // The rows of a reordered batch keep their tokens.
+        var reversed = seeds.reversed().map { RNG(seed: $0) }
+        let backwards = gen.generate(prompts: prompts.reversed(), options: options, rngs: &reversed)
+        #expect(backwards.reversed().map(\.tokens) == batched.map(\.tokens))
+        // The single-RNG API keeps its behaviour: one stream for the batch, drawn row by row.
+        var one = RNG(seed: 101)
+        let shared = gen.generate(prompts: prompts, options: options, rng: &one)
+        #expect(shared.map(\.tokens) != batched.map(\.tokens))
+    }
+
     @Test func samplingIsSeededAndStopsAtStopTokens() {
         let model = tinyModel(.llama, seed: 3)
         let gen = Generator(model: model)
