@@ -92,23 +92,9 @@ public final class CriticFreeTrainer {
         return mask
     }
 
-    /// Temperature-scaled log-probs of the responses under `model`, no gradient.
     func logProbs(_ model: DecoderModel, _ qr: [Int32], rows: Int, ctx: Int, R: Int, responses: [Int32]) -> [Float] {
-        var out: [Float] = []
-        out.reserveCapacity(rows * R)
-        let L = ctx + R, step = Swift.max(1, settings.forwardBatchSize)
-        var start = 0
-        while start < rows {
-            let end = Swift.min(rows, start + step)
-            out += Autograd.withoutGrad {
-                let inputs = PaddedInputs(ids: Array(qr[start * L..<end * L]), rows: end - start, length: L, pad: settings.pad)
-                let h = responseHiddenStates(inputs.hiddenStates(model), contextLength: ctx, responseLength: R)
-                let logits = temperatureScaledLogits(model.logits(hidden: h), temperature: settings.temperature)
-                return responseLogProbs(logits: logits, responses: Array(responses[start * R..<end * R])).values
-            }
-            start = end
-        }
-        return out
+        responseLogProbsNoGrad(model, queryResponses: qr, rows: rows, contextLength: ctx, responseLength: R, pad: settings.pad,
+                               temperature: settings.temperature, chunk: settings.forwardBatchSize)
     }
 
     /// The no-grad passes of one generation batch (old log-probs when the batch is trained on more
@@ -122,12 +108,7 @@ public final class CriticFreeTrainer {
         if let bad = rewards.firstIndex(where: { !$0.isFinite }) {
             throw OnlineRLError.nonFinite(update: 0, quantity: "the reward of completion \(bad)")
         }
-        let L = ctx + R
-        var qr = [Int32](repeating: 0, count: rows * L)
-        for r in 0..<rows {
-            for t in 0..<ctx { qr[r * L + t] = queries[r * ctx + t] }
-            for t in 0..<R { qr[r * L + ctx + t] = responses[r * R + t] }
-        }
+        let qr = concatenateRows(queries: queries, responses: responses, rows: rows, contextLength: ctx, responseLength: R)
         let mask = Self.completionMask(responses, rows: rows, length: R, eos: settings.eos, pad: settings.pad)
         let o = settings.objective
         let isRLOO: Bool

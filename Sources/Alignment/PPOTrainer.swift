@@ -157,17 +157,9 @@ public final class PPOTrainer {
 
     // MARK: Rollout phase
 
-    /// Temperature-scaled log-probs `[rows, R]` of the responses under `model`, no gradient, in
-    /// chunks of `forwardBatchSize` rows.
     func logProbs(of model: DecoderModel, queryResponses: [Int32], rows: Int, ctx: Int, R: Int, responses: [Int32]) -> [Float] {
-        chunked(rows: rows, width: R) { range in
-            let L = ctx + R
-            let inputs = PaddedInputs(ids: Array(queryResponses[range.lowerBound * L..<range.upperBound * L]), rows: range.count,
-                                      length: L, pad: settings.rollout.pad)
-            let h = responseHiddenStates(inputs.hiddenStates(model), contextLength: ctx, responseLength: R)
-            let logits = temperatureScaledLogits(model.logits(hidden: h), temperature: settings.temperature)
-            return responseLogProbs(logits: logits, responses: Array(responses[range.lowerBound * R..<range.upperBound * R])).values
-        }
+        responseLogProbsNoGrad(model, queryResponses: queryResponses, rows: rows, contextLength: ctx, responseLength: R,
+                               pad: settings.rollout.pad, temperature: settings.temperature, chunk: settings.forwardBatchSize)
     }
 
     /// Runs `body` on consecutive row ranges without gradients and concatenates the results.
@@ -209,11 +201,7 @@ public final class PPOTrainer {
             throw OnlineRLError.shape("rollout: \(queries.count) query and \(responses.count) response ids for \(rows) rows of \(ctx) + \(R)")
         }
         let L = ctx + R
-        var qr = [Int32](repeating: 0, count: rows * L)
-        for r in 0..<rows {
-            for t in 0..<ctx { qr[r * L + t] = queries[r * ctx + t] }
-            for t in 0..<R { qr[r * L + ctx + t] = responses[r * R + t] }
-        }
+        let qr = concatenateRows(queries: queries, responses: responses, rows: rows, contextLength: ctx, responseLength: R)
         let lp = policyLogProbs ?? logProbs(of: policy, queryResponses: qr, rows: rows, ctx: ctx, R: R, responses: responses)
         guard lp.count == rows * R else { throw OnlineRLError.shape("rollout: \(lp.count) policy log-probs for \(rows) x \(R)") }
         let ref = referenceLogProbs(queryResponses: qr, rows: rows, ctx: ctx, R: R, responses: responses)

@@ -83,3 +83,38 @@ public func rewardModelScores(_ model: DecoderModel, inputs: PaddedInputs, at in
         return linear(picked, weight: score).values
     }
 }
+
+/// Temperature-scaled log-probs `[rows, R]` of the responses of `[rows, ctx + R]` query-responses
+/// under `model`, without gradients, `chunk` rows per forward pass: the rollout phase's policy,
+/// old and reference log-probs.
+public func responseLogProbsNoGrad(_ model: DecoderModel, queryResponses qr: [Int32], rows: Int, contextLength ctx: Int,
+                                   responseLength R: Int, pad: Int32, temperature: Double, chunk: Int) -> [Float] {
+    let L = ctx + R, step = Swift.max(1, chunk)
+    var out: [Float] = []
+    out.reserveCapacity(rows * R)
+    var start = 0
+    while start < rows {
+        let end = Swift.min(rows, start + step)
+        out += Autograd.withoutGrad {
+            let inputs = PaddedInputs(ids: Array(qr[start * L..<end * L]), rows: end - start, length: L, pad: pad)
+            let h = responseHiddenStates(inputs.hiddenStates(model), contextLength: ctx, responseLength: R)
+            let logits = temperatureScaledLogits(model.logits(hidden: h), temperature: temperature)
+            var responses = [Int32](repeating: 0, count: (end - start) * R)
+            for r in 0..<(end - start) { for t in 0..<R { responses[r * R + t] = qr[(start + r) * L + ctx + t] } }
+            return responseLogProbs(logits: logits, responses: responses).values
+        }
+        start = end
+    }
+    return out
+}
+
+/// `[rows, ctx + R]`: each row's query followed by its response.
+public func concatenateRows(queries: [Int32], responses: [Int32], rows: Int, contextLength ctx: Int, responseLength R: Int) -> [Int32] {
+    let L = ctx + R
+    var qr = [Int32](repeating: 0, count: rows * L)
+    for r in 0..<rows {
+        for t in 0..<ctx { qr[r * L + t] = queries[r * ctx + t] }
+        for t in 0..<R { qr[r * L + ctx + t] = responses[r * R + t] }
+    }
+    return qr
+}

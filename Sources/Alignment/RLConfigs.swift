@@ -12,10 +12,23 @@ public struct RolloutArguments: Codable, Equatable, Sendable {
     public var missingEOSPenalty: Double?
     /// Minibatches per PPO epoch.
     public var numMiniBatches: Int = 1
+    /// Sampling filters (none unless set).
+    public var topK: Int?
+    public var topP: Double?
+    /// Episodes (responses) to train on; default: `num_train_epochs` passes over the prompts.
+    public var totalEpisodes: Int?
+    /// What scores a response when it is not the reward model: `synthetic_task`, `length`,
+    /// `regex:PATTERN`, `vader`, or `command:PROGRAM ARGS...` (JSONL on stdin, a score per line out).
+    public var judge: String?
+    /// Normalize reward-model scores with its stored mean and std (`reward_stats.json`).
+    public var normalizeReward: Bool = false
+    /// Clip scores to [-c, c] (after normalizing).
+    public var rewardClip: Double?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case responseLength = "response_length", temperature, missingEOSPenalty = "missing_eos_penalty"
-        case numMiniBatches = "num_mini_batches"
+        case numMiniBatches = "num_mini_batches", topK = "top_k", topP = "top_p", totalEpisodes = "total_episodes"
+        case judge, normalizeReward = "normalize_reward", rewardClip = "reward_clip"
     }
     public init() {}
     public init(from decoder: Decoder) throws {
@@ -24,6 +37,12 @@ public struct RolloutArguments: Codable, Equatable, Sendable {
         temperature = try c.decodeIfPresent(Double.self, forKey: .temperature) ?? 0.7
         missingEOSPenalty = try c.decodeIfPresent(Double.self, forKey: .missingEOSPenalty)
         numMiniBatches = try c.decodeIfPresent(Int.self, forKey: .numMiniBatches) ?? 1
+        topK = try c.decodeIfPresent(Int.self, forKey: .topK)
+        topP = try c.decodeIfPresent(Double.self, forKey: .topP)
+        totalEpisodes = try c.decodeIfPresent(Int.self, forKey: .totalEpisodes)
+        judge = try c.decodeIfPresent(String.self, forKey: .judge)
+        normalizeReward = try c.decodeIfPresent(Bool.self, forKey: .normalizeReward) ?? false
+        rewardClip = try c.decodeIfPresent(Double.self, forKey: .rewardClip)
     }
     public static var keys: [String] { CodingKeys.allCases.map(\.rawValue) }
 }
@@ -42,10 +61,15 @@ public struct PPOConfig: TrainingStageConfig {
     public var gamma: Double = 1
     public var lam: Double = 0.95
     public var whitenRewards: Bool = false
+    /// The adaptive KL controller (Ziegler et al. 2019; older TRL's `adap_kl_ctrl`, `target`,
+    /// `horizon`): the KL per response it steers to, and over how many episodes. Off unless set.
+    public var klTarget: Double?
+    public var klHorizon: Double = 10000
 
     enum Keys: String, CodingKey, CaseIterable {
         case numPPOEpochs = "num_ppo_epochs", cliprange, cliprangeValue = "cliprange_value", vfCoef = "vf_coef"
         case klCoef = "kl_coef", klEstimator = "kl_estimator", gamma, lam, whitenRewards = "whiten_rewards"
+        case klTarget = "kl_target", klHorizon = "kl_horizon"
     }
     public static var ownKeys: [String] { Keys.allCases.map(\.rawValue) + RolloutArguments.keys }
     public init() {}
@@ -62,6 +86,8 @@ public struct PPOConfig: TrainingStageConfig {
         gamma = try c.decodeIfPresent(Double.self, forKey: .gamma) ?? 1
         lam = try c.decodeIfPresent(Double.self, forKey: .lam) ?? 0.95
         whitenRewards = try c.decodeIfPresent(Bool.self, forKey: .whitenRewards) ?? false
+        klTarget = try c.decodeIfPresent(Double.self, forKey: .klTarget)
+        klHorizon = try c.decodeIfPresent(Double.self, forKey: .klHorizon) ?? 10000
     }
     public func encode(to encoder: Encoder) throws {
         try args.encode(to: encoder)
@@ -71,6 +97,7 @@ public struct PPOConfig: TrainingStageConfig {
         try c.encode(cliprangeValue, forKey: .cliprangeValue); try c.encode(vfCoef, forKey: .vfCoef)
         try c.encode(klCoef, forKey: .klCoef); try c.encode(klEstimator, forKey: .klEstimator)
         try c.encode(gamma, forKey: .gamma); try c.encode(lam, forKey: .lam); try c.encode(whitenRewards, forKey: .whitenRewards)
+        try c.encodeIfPresent(klTarget, forKey: .klTarget); try c.encode(klHorizon, forKey: .klHorizon)
     }
 }
 
@@ -81,18 +108,20 @@ public struct CriticFreeConfig: TrainingStageConfig {
     public var rollout = RolloutArguments()
     /// Samples per prompt (TRL's `num_generations`; RLOO's older `rloo_k`).
     public var numGenerations: Int = 2
-    /// KL coefficient.
-    public var beta: Double = 0.05
+    /// KL coefficient; nil: the kind's TRL 1.16 default (RLOO 0.05, GRPO 0).
+    public var beta: Double?
     /// `group`, `batch` or `none` (GRPO), or true/false as TRL 1.16 also accepts.
     public var scaleRewards: String = "group"
-    /// `grpo`, `bnpo`, `dr_grpo`, `dapo` ...
-    public var lossType: String = "grpo"
+    /// GRPO's aggregation: `grpo`, `bnpo`, `dr_grpo`, `dapo` (TRL 1.16's default).
+    public var lossType: String = "dapo"
     public var epsilon: Double = 0.2
     public var numIterations: Int = 1
+    /// RLOO: normalize the advantages over the batch (TRL 1.16 default false).
+    public var normalizeAdvantages: Bool = false
 
     enum Keys: String, CodingKey, CaseIterable {
         case numGenerations = "num_generations", rlooK = "rloo_k", beta, scaleRewards = "scale_rewards"
-        case lossType = "loss_type", epsilon, numIterations = "num_iterations"
+        case lossType = "loss_type", epsilon, numIterations = "num_iterations", normalizeAdvantages = "normalize_advantages"
     }
     public static var ownKeys: [String] { Keys.allCases.map(\.rawValue) + RolloutArguments.keys }
     public init() {}
@@ -101,9 +130,10 @@ public struct CriticFreeConfig: TrainingStageConfig {
         rollout = try RolloutArguments(from: decoder)
         let c = try decoder.container(keyedBy: Keys.self)
         numGenerations = try c.decodeIfPresent(Int.self, forKey: .numGenerations) ?? c.decodeIfPresent(Int.self, forKey: .rlooK) ?? 2
-        beta = try c.decodeIfPresent(Double.self, forKey: .beta) ?? 0.05
+        beta = try c.decodeIfPresent(Double.self, forKey: .beta)
         scaleRewards = try c.decodeIfPresent(String.self, forKey: .scaleRewards) ?? "group"
-        lossType = try c.decodeIfPresent(String.self, forKey: .lossType) ?? "grpo"
+        lossType = try c.decodeIfPresent(String.self, forKey: .lossType) ?? "dapo"
+        normalizeAdvantages = try c.decodeIfPresent(Bool.self, forKey: .normalizeAdvantages) ?? false
         epsilon = try c.decodeIfPresent(Double.self, forKey: .epsilon) ?? 0.2
         numIterations = try c.decodeIfPresent(Int.self, forKey: .numIterations) ?? 1
     }
@@ -111,7 +141,8 @@ public struct CriticFreeConfig: TrainingStageConfig {
         try args.encode(to: encoder)
         try rollout.encode(to: encoder)
         var c = encoder.container(keyedBy: Keys.self)
-        try c.encode(numGenerations, forKey: .numGenerations); try c.encode(beta, forKey: .beta)
+        try c.encode(numGenerations, forKey: .numGenerations); try c.encodeIfPresent(beta, forKey: .beta)
+        try c.encode(normalizeAdvantages, forKey: .normalizeAdvantages)
         try c.encode(scaleRewards, forKey: .scaleRewards); try c.encode(lossType, forKey: .lossType)
         try c.encode(epsilon, forKey: .epsilon); try c.encode(numIterations, forKey: .numIterations)
     }

@@ -35,6 +35,13 @@ public struct StageSummary: Sendable {
     /// True when the progress callback stopped training before the end (Ctrl-C); the last
     /// checkpoint holds the step reached.
     public var interrupted: Bool = false
+
+    public init(steps: Int, finalTrainLoss: Double, validation: [String: Double], interrupted: Bool = false) {
+        self.steps = steps
+        self.finalTrainLoss = finalTrainLoss
+        self.validation = validation
+        self.interrupted = interrupted
+    }
 }
 
 /// The supervised stages: each builds a loss over its batches and runs the shared ``Trainer``.

@@ -336,6 +336,7 @@ public final class RecipeRunner {
         let sink = StoreMetricsSink(store: store, stageId: stageId)
         var executor = StageExecutor(kind: stage.kind, settings: settings, models: models, outputDirectory: stageDirectory(stage))
         executor.sink = sink
+        executor.rolloutSink = StoreRolloutSink(store: store, stageId: stageId)
         let store = self.store!
         executor.onSamples = { step, samples in
             // Every evaluation reply is visible in the store (rollout rows; score 1 when exactly right).

@@ -48,6 +48,8 @@ public struct StageExecutor {
     public let outputDirectory: URL
     /// Where metrics go (the run store), if anywhere.
     public var sink: MetricsSink?
+    /// Where online RL stages write their rollouts.
+    public var rolloutSink: RolloutSink?
     /// Called after each checkpoint with its kind, step and directory.
     public var onCheckpoint: ((String, Int, URL) throws -> Void)?
     /// Sees notes and steps; returning false stops training after the current step (a checkpoint is written).
@@ -162,10 +164,11 @@ public struct StageExecutor {
             note("LoRA r=\(lora.r) on \(n) layers: \(model.arena.trainableCount / 1000)k trainable parameters")
         }
         let unit = definition.unit
-        let context = TrainingContext(settings: settings, args: args, lm: lm, builder: builder, collator: collator,
+        var context = TrainingContext(settings: settings, args: args, lm: lm, builder: builder, collator: collator,
                                       train: sets.train.records, validation: sets.validation.records, models: models,
                                       start: startingModel, sink: sink, checkpointDirectory: checkpointDirectory,
                                       progress: { onEvent(.step($0, unit: unit)) }, onCheckpoint: onCheckpoint, note: note)
+        context.rolloutSink = rolloutSink
         var summary = try train(context)
         if summary.interrupted { return StageOutcome(summary: summary, modelDirectory: nil, exactMatch: nil) }
         if args.lora != nil {
@@ -185,6 +188,7 @@ public struct StageExecutor {
         try LanguageModel(model: model, tokenizer: lm.tokenizer, chatTemplate: lm.chatTemplate, source: final.path).save(to: final)
         try definition.exported?(summary, final)
         try sink?.flush()
+        try rolloutSink?.flush()
         return StageOutcome(summary: summary, modelDirectory: final, exactMatch: exactMatch)
     }
 }

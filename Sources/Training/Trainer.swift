@@ -105,6 +105,17 @@ public struct TrainingProgress: Sendable {
     /// Tokens (or examples) the loss function reported for this step, per second.
     public let itemsPerSecond: Double
     public let evalLoss: Double?
+
+    public init(step: Int, maxSteps: Int, loss: Double, learningRate: Double, gradNorm: Double, itemsPerSecond: Double,
+                evalLoss: Double?) {
+        self.step = step
+        self.maxSteps = maxSteps
+        self.loss = loss
+        self.learningRate = learningRate
+        self.gradNorm = gradNorm
+        self.itemsPerSecond = itemsPerSecond
+        self.evalLoss = evalLoss
+    }
 }
 
 /// Errors of the training loop that a user can act on.

@@ -111,6 +111,7 @@ struct Train: ParsableCommand {
         let sink = StoreMetricsSink(store: db, stageId: row.id!)
         var recorded = runner
         recorded.sink = sink
+        recorded.rolloutSink = StoreRolloutSink(store: db, stageId: row.id!)
         do {
             try recorded.run()
             try sink.flush()
@@ -134,6 +135,8 @@ struct StageRunner {
     let models: [String: StartingModel]
     /// Where metrics go (the run store), if anywhere.
     var sink: MetricsSink?
+    /// Where online RL stages write their rollouts.
+    var rolloutSink: RolloutSink?
 
     init(kind: RecipeStageKind, settings: StageSettings, models: [String: StartingModel]) {
         self.kind = kind
@@ -149,6 +152,7 @@ struct StageRunner {
         let started = Date()
         var executor = StageExecutor(kind: kind, settings: settings, models: models, outputDirectory: outputDirectory)
         executor.sink = sink
+        executor.rolloutSink = rolloutSink
         var steps = StepProgressView(logEverySteps: args.loggingSteps)
         executor.onEvent = { event in
             switch event {

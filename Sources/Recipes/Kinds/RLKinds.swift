@@ -3,22 +3,27 @@ import Foundation
 import Yams
 
 /// The RL kinds. Their keys, roles and ranges are declared so that recipes can be checked (and a
-/// PPO key on a DPO stage is named as one); their trainers arrive with the PPO issue, so a recipe
-/// using them is told they are not implemented yet.
+/// PPO key on a DPO stage is named as one); their trainers are in OnlineRL.swift.
 extension StageKinds {
     static let rolloutKeys: [KeySpec] = [
         KeySpec("response_length", .integer(.atLeast(1))),
         KeySpec("temperature", .number(.above(0))),
         KeySpec("missing_eos_penalty", .number()),
         KeySpec("num_mini_batches", .integer(.atLeast(1))),
+        KeySpec("top_k", .integer(.atLeast(0))),
+        KeySpec("top_p", .number(.closed(0, 1))),
+        KeySpec("total_episodes", .integer(.atLeast(1))),
+        KeySpec("judge", .string),
+        KeySpec("normalize_reward", .bool),
+        KeySpec("reward_clip", .number(.above(0))),
     ]
 
     /// The reward: a reward stage, or a directory holding a reward model.
-    static let rewardRole = ModelRole(key: "reward_model", purpose: "the reward model that scores responses", required: true,
+    static let rewardRole = ModelRole(key: "reward_model", purpose: "the reward model that scores responses", required: false,
                                       accepts: [.reward], needsScoreHead: true)
 
     static let ppo = StageKindDefinition(
-        kind: .ppo, implemented: false,
+        kind: .ppo, implemented: true,
         keys: trainingKeys + policyEvalKeys + rolloutKeys + [
             KeySpec("num_ppo_epochs", .integer(.atLeast(1))),
             KeySpec("cliprange", .number(.above(0))),
@@ -29,12 +34,15 @@ extension StageKinds {
             KeySpec("gamma", .number(.closed(0, 1))),
             KeySpec("lam", .number(.closed(0, 1))),
             KeySpec("whiten_rewards", .bool),
+            KeySpec("kl_target", .number(.above(0))),
+            KeySpec("kl_horizon", .number(.above(0))),
         ],
         roles: [policyRole("the policy to train"), referenceRole, rewardRole,
                 ModelRole(key: "value_model", purpose: "the value model (default: the reward model)", required: false,
                           accepts: [.reward])],
         producesModel: true, unit: "episodes", measuresExactMatch: true,
-        decode: { .ppo(try YAMLDecoder().decode(PPOConfig.self, from: $0)) }, validate: { _ in [] })
+        decode: { .ppo(try YAMLDecoder().decode(PPOConfig.self, from: $0)) }, validate: { _ in [] },
+        train: { try trainPPO($0) }, summary: rlSummary)
 
     static let criticFreeKeys: [KeySpec] = trainingKeys + policyEvalKeys + rolloutKeys + [
         KeySpec("num_generations", .integer(.atLeast(2))),
@@ -44,19 +52,33 @@ extension StageKinds {
     ]
 
     static let rloo = StageKindDefinition(
-        kind: .rloo, implemented: false,
-        keys: criticFreeKeys + [KeySpec("rloo_k", .integer(.atLeast(2)))],
+        kind: .rloo, implemented: true,
+        keys: criticFreeKeys + [KeySpec("rloo_k", .integer(.atLeast(2))), KeySpec("normalize_advantages", .bool)],
         roles: [policyRole("the policy to train"), referenceRole, rewardRole],
         producesModel: true, unit: "episodes", measuresExactMatch: true,
-        decode: { .criticFree(try YAMLDecoder().decode(CriticFreeConfig.self, from: $0)) }, validate: { _ in [] })
+        decode: { .criticFree(try YAMLDecoder().decode(CriticFreeConfig.self, from: $0)) }, validate: { _ in [] },
+        train: { c in
+            guard case .criticFree(let config) = c.settings else { throw RunnerError("rloo: wrong settings") }
+            return try trainCriticFree(c, estimator: .rloo(normalizeAdvantages: config.normalizeAdvantages))
+        }, summary: rlSummary)
 
     static let grpo = StageKindDefinition(
-        kind: .grpo, implemented: false,
+        kind: .grpo, implemented: true,
         keys: criticFreeKeys + [
             KeySpec("scale_rewards", .choice(["group", "batch", "none", "true", "false"])),
             KeySpec("loss_type", .choice(["grpo", "bnpo", "dr_grpo", "dapo"])),
         ],
         roles: [policyRole("the policy to train"), referenceRole, rewardRole],
         producesModel: true, unit: "episodes", measuresExactMatch: true,
-        decode: { .criticFree(try YAMLDecoder().decode(CriticFreeConfig.self, from: $0)) }, validate: { _ in [] })
+        decode: { .criticFree(try YAMLDecoder().decode(CriticFreeConfig.self, from: $0)) }, validate: { _ in [] },
+        train: { c in
+            guard case .criticFree(let config) = c.settings else { throw RunnerError("grpo: wrong settings") }
+            return try trainCriticFree(c, estimator: .grpo(scaleRewards: try RewardScaling(setting: config.scaleRewards)))
+        }, summary: rlSummary)
+
+    /// What PPO, RLOO and GRPO changed: on held-out prompts, exact match, the judge's score and the
+    /// KL to the reference (0 before the first update).
+    static let rlSummary = [SummaryMetric("eval/exact_match", "exact match", percent: true),
+                            SummaryMetric("eval/score", "score"), SummaryMetric("eval/kl", "KL to the reference"),
+                            SummaryMetric("eval/response_length", "response tokens")]
 }

@@ -25,6 +25,8 @@ public struct TrainingContext {
     /// Where the stage's starting model came from (a reference defaults to a copy of it).
     public let start: StartingModel
     public let sink: MetricsSink?
+    /// Where online RL stages send their rollouts (the run store), if anywhere.
+    public var rolloutSink: RolloutSink?
     public let checkpointDirectory: URL
     public let progress: (TrainingProgress) -> Bool
     public let onCheckpoint: ((String, Int, URL) throws -> Void)?
