@@ -81,7 +81,7 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "TensorCore", "Tokenizers"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Optimizers", "TensorCore"]),
-        .testTarget(name: "AlignmentTests", dependencies: ["Alignment", "Checkpoints", "NN", "TensorCore", "Datasets", "Tokenizers", "Training", "Store", "Recipes"]),
+        .testTarget(name: "AlignmentTests", dependencies: ["Alignment", "Checkpoints", "Generation", "NN", "TensorCore", "Datasets", "Tokenizers", "Training", "Store", "Recipes"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "NN", "Optimizers", "TensorCore"]),
         .testTarget(name: "GenerationTests", dependencies: ["Generation", "NN", "TensorCore"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", .product(name: "GRDB", package: "GRDB.swift")]),

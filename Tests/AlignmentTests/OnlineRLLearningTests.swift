@@ -1,0 +1,105 @@
+import Generation
+import NN
+import Testing
+import Alignment
+import TensorCore
+
+// PPO and GRPO move a policy toward what the reward pays for: a tiny random model rewarded for
+// the share of its response tokens below 64 (1/8 of the vocabulary at the start) samples more of
+// them after a few dozen updates. The loop is the stages' loop without the store: sample with
+// the Generator, score, run the trainer's update.
+
+/// The reward: the fraction of the response's tokens (up to and including the first EOS) below 64.
+func lowTokenShare(_ responses: [Int32], rows: Int, length R: Int, pad: Int32) -> [Float] {
+    (0..<rows).map { r in
+        let row = responses[(r * R)..<((r + 1) * R)].prefix { $0 != pad }
+        return row.isEmpty ? 0 : Float(row.filter { $0 < 64 }.count) / Float(row.count)
+    }
+}
+
+/// `rows` left-padded prompts (3-5 tokens) and responses sampled at temperature 1, pads after EOS.
+func sampleBatch(_ model: DecoderModel, rows: Int, R: Int, step: Int, pad: Int32, eos: Int32)
+    -> (queries: [Int32], responses: [Int32], logProbs: [Float], ctx: Int) {
+    var rng = RNG(seed: UInt64(1000 + step))
+    let prompts = (0..<rows).map { _ in (0..<(3 + rng.int(below: 3))).map { _ in Int32(100 + rng.int(below: 300)) } }
+    let ctx = prompts.map(\.count).max()!
+    var rngs = (0..<rows).map { RNG(seed: UInt64(step * 977 + $0)) }
+    let out = Generator(model: model, padId: 5).generate(
+        prompts: prompts, options: SamplingOptions(temperature: 1, maxNewTokens: R, stopTokens: [eos]), rngs: &rngs)
+    var queries: [Int32] = [], responses: [Int32] = [], lp: [Float] = []
+    for (p, o) in zip(prompts, out) {
+        queries += Array(repeating: pad, count: ctx - p.count) + p
+        responses += o.tokens + Array(repeating: pad, count: R - o.tokens.count)
+        lp += o.logProbs + Array(repeating: invalidLogProb, count: R - o.tokens.count)
+    }
+    return (queries, responses, lp, ctx)
+}
+
+@Suite struct OnlineRLLearningTests {
+    let pad: Int32 = 511, eos: Int32 = 0
+
+    @Test func ppoRaisesTheReward() throws {
+        let policy = smallModel(seed: 1), reference = smallModel(seed: 1), value = smallModel(seed: 2)
+        var rng = RNG(seed: 3)
+        value.addScoreHead(rng: &rng)
+        var rs = PPORolloutSettings(eos: eos, pad: pad)
+        rs.klCoef = 0.01
+        var s = PPOTrainerSettings(rollout: rs)
+        s.temperature = 1
+        s.microBatchSize = 16
+        s.numPPOEpochs = 4
+        s.learningRate = 3e-3
+        s.numTotalBatches = 1_000_000   // a constant learning rate for the test
+        let trainer = try PPOTrainer(policy: policy, reference: reference, valueModel: value, settings: s)
+        var means: [Float] = []
+        for update in 1...30 {
+            let b = sampleBatch(policy, rows: 16, R: 6, step: update, pad: pad, eos: eos)
+            let rewards = lowTokenShare(b.responses, rows: 16, length: 6, pad: pad)
+            means.append(rewards.reduce(0, +) / 16)
+            let r = try trainer.rollout(queries: b.queries, responses: b.responses, rows: 16, contextLength: b.ctx, responseLength: 6,
+                                        policyLogProbs: b.logProbs) { _, _ in rewards }
+            let m = try trainer.train(r, update: update, rng: &rng)
+            #expect(m["objective/scores"].map { abs($0 - Double(means.last!)) < 1e-5 } == true)
+        }
+        let first = means.prefix(5).reduce(0, +) / 5, last = means.suffix(5).reduce(0, +) / 5
+        print("ppo low-token share: first 5 updates \(first), last 5 \(last)")
+        #expect(last > first + 0.2, "PPO did not learn: \(means)")
+    }
+
+    @Test func grpoRaisesTheReward() throws {
+        let policy = smallModel(seed: 1)
+        let objective = CriticFreeObjective(estimator: .grpo(scaleRewards: .group), groupSize: 4, beta: 0, lossType: .dapo,
+                                            maxCompletionLength: 6)
+        var s = CriticFreeTrainerSettings(objective: objective, eos: eos, pad: pad)
+        s.temperature = 1
+        s.microBatchSize = 16
+        let trainer = try CriticFreeTrainer(policy: policy, reference: nil, settings: s)
+        var rng = RNG(seed: 3)
+        var means: [Float] = []
+        for update in 0..<30 {
+            var b = sampleBatch(policy, rows: 16, R: 6, step: update + 1, pad: pad, eos: eos)
+            // Four samples per prompt: rows 4g..4g+3 share row 4g's prompt.
+            for r in 0..<16 where r % 4 != 0 {
+                for t in 0..<b.ctx { b.queries[r * b.ctx + t] = b.queries[(r - r % 4) * b.ctx + t] }
+            }
+            let resampled = sampleBatchSharing(policy, queries: b.queries, rows: 16, ctx: b.ctx, R: 6, step: update + 1)
+            let rewards = lowTokenShare(resampled, rows: 16, length: 6, pad: pad)
+            means.append(rewards.reduce(0, +) / 16)
+            let prepared = try trainer.prepare(queries: b.queries, responses: resampled, rows: 16, contextLength: b.ctx,
+                                               responseLength: 6, rewards: rewards)
+            _ = try trainer.train(prepared, step: update, learningRate: { _ in 3e-3 }, rng: &rng)
+        }
+        let first = means.prefix(5).reduce(0, +) / 5, last = means.suffix(5).reduce(0, +) / 5
+        print("grpo low-token share: first 5 updates \(first), last 5 \(last)")
+        #expect(last > first + 0.2, "GRPO did not learn: \(means)")
+    }
+
+    /// Responses sampled for given left-padded queries (pads removed before sampling).
+    func sampleBatchSharing(_ model: DecoderModel, queries: [Int32], rows: Int, ctx: Int, R: Int, step: Int) -> [Int32] {
+        let prompts = (0..<rows).map { r in Array(queries[(r * ctx)..<((r + 1) * ctx)].filter { $0 != pad }) }
+        var rngs = (0..<rows).map { RNG(seed: UInt64(step * 31 + $0)) }
+        let out = Generator(model: model, padId: 5).generate(
+            prompts: prompts, options: SamplingOptions(temperature: 1, maxNewTokens: R, stopTokens: [eos]), rngs: &rngs)
+        return out.flatMap { $0.tokens + Array(repeating: pad, count: R - $0.tokens.count) }
+    }
+}
