@@ -339,9 +339,10 @@ public final class RecipeRunner {
         executor.rolloutSink = StoreRolloutSink(store: store, stageId: stageId)
         let store = self.store!
         executor.onSamples = { step, samples in
-            // Every evaluation reply is visible in the store (rollout rows; score 1 when exactly right).
+            // Every evaluation reply is visible in the store (rollout rows of phase `eval`, apart from
+            // the stage's training rollouts at the same step; score 1 when exactly right).
             try store.record(rollouts: samples.enumerated().map { i, s in
-                Rollout(stageId: stageId, step: step, idx: i, prompt: s.prompt, response: s.reply, responseTokens: s.tokens,
+                Rollout(stageId: stageId, phase: RolloutPhase.eval, step: step, idx: i, prompt: s.prompt, response: s.reply, responseTokens: s.tokens,
                         stopReason: s.stopReason, score: s.correct ? 1 : 0, policyVersion: step)
             })
         }

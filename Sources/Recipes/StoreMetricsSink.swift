@@ -59,8 +59,9 @@ public final class StoreMetricsSink: MetricsSink {
 ///
 /// `record` buffers a batch and writes the buffer in one transaction once it holds `batchSize`
 /// rows (by default every batch is written at once); `flush()` writes what is left, and deinit
-/// tries to. Writes are upserts on (stageId, step, idx), so a resumed stage that regenerates a step
-/// replaces its rows instead of duplicating them. A failed write throws and keeps the rows
+/// tries to. Every row is a training rollout (phase `train`), apart from the evaluation replies a
+/// stage records at its first and last step (phase `eval`). Writes are upserts on (stageId, phase,
+/// step, idx), so a resumed stage that regenerates a step replaces its rows instead of duplicating them. A failed write throws and keeps the rows
 /// buffered for the next one. Not thread-safe: one trainer records into one sink.
 public final class StoreRolloutSink: RolloutSink {
     /// The store written to.
@@ -102,11 +103,11 @@ public final class StoreRolloutSink: RolloutSink {
         buffer.removeAll(keepingCapacity: true)
     }
 
-    /// The store row of `row` for stage `stageId`: `responseTokens` is the token count, and NaN
-    /// values (unmeasured) are null.
+    /// The store row of `row` for stage `stageId`: phase `train`, `responseTokens` is the token
+    /// count, and NaN values (unmeasured) are null.
     public static func rollout(_ row: RolloutRow, stageId: Int64) -> Rollout {
         func measured(_ x: Double?) -> Double? { x.flatMap { $0.isNaN ? nil : $0 } }
-        return Rollout(stageId: stageId, step: row.step, idx: row.index, prompt: row.prompt, response: row.response,
+        return Rollout(stageId: stageId, phase: RolloutPhase.train, step: row.step, idx: row.index, prompt: row.prompt, response: row.response,
                        responseTokens: row.responseTokenIds.count, stopReason: row.stopReason, score: measured(row.score),
                        kl: measured(row.kl), reward: measured(row.reward), policyVersion: row.policyVersion,
                        responseTokenIds: row.responseTokenIds, advantage: measured(row.advantage), groupIndex: row.group)

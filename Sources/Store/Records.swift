@@ -153,10 +153,22 @@ public struct Checkpoint: Codable, Sendable, Equatable, FetchableRecord, Persist
     }
 }
 
-/// One generated response during a stage (table `rollout`, key (stageId, step, idx)).
+/// The values of `rollout.phase` (v4): which kind of generation a rollout row records.
+public enum RolloutPhase {
+    /// A response an online RL stage (PPO, RLOO, GRPO) sampled for an update (`StoreRolloutSink`).
+    public static let train = "train"
+    /// A greedy evaluation reply (exact match, before a stage's first step and after its last).
+    public static let eval = "eval"
+    /// Both values, the only ones the column accepts.
+    public static let all = [train, eval]
+}
+
+/// One generated response during a stage (table `rollout`, key (stageId, phase, step, idx)).
 public struct Rollout: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
     /// The stage that generated it.
     public var stageId: Int64
+    /// `train` (an RL update's rollout) or `eval` (an evaluation reply); see `RolloutPhase` (v4).
+    public var phase: String
     /// Optimizer step at generation time.
     public var step: Int
     /// Index of the rollout within the step.
@@ -184,11 +196,12 @@ public struct Rollout: Codable, Sendable, Equatable, FetchableRecord, Persistabl
     /// Which prompt of the step it answers; the samples of one prompt share it (v3).
     public var groupIndex: Int?
 
-    /// A rollout row.
-    public init(stageId: Int64, step: Int, idx: Int, prompt: String, response: String, responseTokens: Int,
+    /// A rollout row (an evaluation reply unless `phase` says otherwise).
+    public init(stageId: Int64, phase: String = RolloutPhase.eval, step: Int, idx: Int, prompt: String, response: String, responseTokens: Int,
                 stopReason: String, score: Double? = nil, kl: Double? = nil, reward: Double? = nil,
                 policyVersion: Int, responseTokenIds: [Int32]? = nil, advantage: Double? = nil, groupIndex: Int? = nil) {
         self.stageId = stageId
+        self.phase = phase
         self.step = step
         self.idx = idx
         self.prompt = prompt

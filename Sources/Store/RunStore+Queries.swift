@@ -35,53 +35,61 @@ extension RunStore {
 
     // MARK: - Rollouts
 
-    /// Rollouts of stage `stageId` with a step in `steps`, ordered by step then index.
-    public func rollouts(stageId: Int64, steps: ClosedRange<Int>) throws -> [Rollout] {
+    // Each lookup reads one phase of the rollouts, by default the training rollouts of an RL stage
+    // (`RolloutPhase.train`); pass `RolloutPhase.eval` for the evaluation replies.
+
+    /// Rollouts of stage `stageId` in `phase` with a step in `steps`, ordered by step then index.
+    public func rollouts(stageId: Int64, steps: ClosedRange<Int>, phase: String = RolloutPhase.train) throws -> [Rollout] {
         try dbPool.read { db in
-            try Rollout.filter(Column("stageId") == stageId && Column("step") >= steps.lowerBound
-                               && Column("step") <= steps.upperBound)
+            try Rollout.filter(Column("stageId") == stageId && Column("phase") == phase
+                               && Column("step") >= steps.lowerBound && Column("step") <= steps.upperBound)
                 .order(Column("step"), Column("idx")).fetchAll(db)
         }
     }
 
-    /// The highest step with a rollout in stage `stageId`, or nil if it recorded none.
-    public func lastRolloutStep(stageId: Int64) throws -> Int? {
+    /// The highest step with a rollout in `phase` in stage `stageId`, or nil if it recorded none.
+    public func lastRolloutStep(stageId: Int64, phase: String = RolloutPhase.train) throws -> Int? {
         try dbPool.read { db in
-            try Int.fetchOne(db, sql: "SELECT MAX(step) FROM rollout WHERE stageId = ?", arguments: [stageId])
+            try Int.fetchOne(db, sql: "SELECT MAX(step) FROM rollout WHERE stageId = ? AND phase = ?",
+                             arguments: [stageId, phase])
         }
     }
 
-    /// The rollout aggregates of stage `stageId`, one per step, in step order.
-    public func rolloutStepAggregates(stageId: Int64) throws -> [RolloutAggregate] {
+    /// The aggregates of the rollouts in `phase` of stage `stageId`, one per step, in step order.
+    public func rolloutStepAggregates(stageId: Int64, phase: String = RolloutPhase.train) throws -> [RolloutAggregate] {
         try dbPool.read { db in
             try Row.fetchAll(db, sql: "SELECT step AS firstStep, step AS lastStep, " + RolloutAggregate.columns
-                                 + " FROM rollout WHERE stageId = ? GROUP BY step ORDER BY step",
-                             arguments: [stageId])
+                                 + " FROM rollout WHERE stageId = ? AND phase = ? GROUP BY step ORDER BY step",
+                             arguments: [stageId, phase])
                 .map(RolloutAggregate.init(row:))
         }
     }
 
-    /// The aggregate of all rollouts of stage `stageId` with a step in `steps`, or nil when there are none.
-    public func rolloutAggregate(stageId: Int64, steps: ClosedRange<Int>) throws -> RolloutAggregate? {
+    /// The aggregate of the rollouts in `phase` of stage `stageId` with a step in `steps`, or nil
+    /// when there are none.
+    public func rolloutAggregate(stageId: Int64, steps: ClosedRange<Int>,
+                                 phase: String = RolloutPhase.train) throws -> RolloutAggregate? {
         try dbPool.read { db in
             let row = try Row.fetchOne(db, sql: "SELECT MIN(step) AS firstStep, MAX(step) AS lastStep, " + RolloutAggregate.columns
-                                           + " FROM rollout WHERE stageId = ? AND step BETWEEN ? AND ?",
-                                       arguments: [stageId, steps.lowerBound, steps.upperBound])
+                                           + " FROM rollout WHERE stageId = ? AND phase = ? AND step BETWEEN ? AND ?",
+                                       arguments: [stageId, phase, steps.lowerBound, steps.upperBound])
             guard let row, (row["count"] as Int) > 0 else { return nil }
             return RolloutAggregate(row: row)
         }
     }
 
-    /// Up to `limit` rollouts of stage `stageId` at `step`, highest reward first (or lowest first
-    /// when `lowest`). Rows without a reward come last, ranked by score; ties keep index order.
-    public func rolloutsByReward(stageId: Int64, step: Int, limit: Int, lowest: Bool = false) throws -> [Rollout] {
+    /// Up to `limit` rollouts in `phase` of stage `stageId` at `step`, highest reward first (or
+    /// lowest first when `lowest`). Rows without a reward come last, ranked by score; ties keep
+    /// index order.
+    public func rolloutsByReward(stageId: Int64, step: Int, limit: Int, lowest: Bool = false,
+                                 phase: String = RolloutPhase.train) throws -> [Rollout] {
         let direction = lowest ? "ASC" : "DESC"
         return try dbPool.read { db in
             try Rollout.fetchAll(db, sql: """
-                SELECT * FROM rollout WHERE stageId = ? AND step = ?
+                SELECT * FROM rollout WHERE stageId = ? AND phase = ? AND step = ?
                 ORDER BY reward IS NULL, reward \(direction), score IS NULL, score \(direction), idx
                 LIMIT ?
-                """, arguments: [stageId, step, max(0, limit)])
+                """, arguments: [stageId, phase, step, max(0, limit)])
         }
     }
 }

@@ -149,6 +149,42 @@ public final class RunStore: Sendable {
             // at a step" (and by step, the step's rewards in order without a sort).
             try db.create(index: "rollout_on_stageId_step_reward", on: "rollout", columns: ["stageId", "step", "reward"])
         }
+        migrator.registerMigration("v4") { db in
+            // Training rollouts and evaluation replies apart: a `phase` column in the primary key, so
+            // an RL stage's last update and its final evaluation (same step) no longer collide.
+            // SQLite cannot change a primary key in place: create the new table, copy, drop, rename.
+            try db.create(table: "new_rollout") { t in
+                t.column("stageId", .integer).notNull().references("stage", onDelete: .cascade)
+                t.column("phase", .text).notNull().check { ["train", "eval"].contains($0) }
+                t.column("step", .integer).notNull()
+                t.column("idx", .integer).notNull()
+                t.column("prompt", .text).notNull()
+                t.column("response", .text).notNull()
+                t.column("responseTokens", .integer).notNull()
+                t.column("stopReason", .text).notNull()
+                t.column("score", .double)
+                t.column("kl", .double)
+                t.column("reward", .double)
+                t.column("policyVersion", .integer).notNull()
+                t.column("responseTokenIds", .text)
+                t.column("advantage", .double)
+                t.column("groupIndex", .integer)
+                t.primaryKey(["stageId", "phase", "step", "idx"])
+            }
+            // Before v4 only evaluation replies and (v3) the rollout sink wrote here; only the sink
+            // sets a prompt group.
+            try db.execute(sql: """
+                INSERT INTO new_rollout (stageId, phase, step, idx, prompt, response, responseTokens, stopReason, score, kl,
+                                         reward, policyVersion, responseTokenIds, advantage, groupIndex)
+                SELECT stageId, CASE WHEN groupIndex IS NULL THEN 'eval' ELSE 'train' END, step, idx, prompt, response,
+                       responseTokens, stopReason, score, kl, reward, policyVersion, responseTokenIds, advantage, groupIndex
+                FROM rollout
+                """)
+            try db.drop(table: "rollout")
+            try db.rename(table: "new_rollout", to: "rollout")
+            try db.create(index: "rollout_on_stageId_phase_step_reward", on: "rollout",
+                          columns: ["stageId", "phase", "step", "reward"])
+        }
         return migrator
     }
 
@@ -385,7 +421,7 @@ public final class RunStore: Sendable {
         }
     }
 
-    /// Inserts `rollouts` in one transaction, replacing rows with the same (stageId, step, idx).
+    /// Inserts `rollouts` in one transaction, replacing rows with the same (stageId, phase, step, idx).
     public func record(rollouts: [Rollout]) throws {
         guard !rollouts.isEmpty else { return }
         try dbPool.write { db in
@@ -393,10 +429,14 @@ public final class RunStore: Sendable {
         }
     }
 
-    /// Rollouts of stage `stageId` ordered by step then index.
-    public func rollouts(stageId: Int64) throws -> [Rollout] {
+    /// Rollouts of stage `stageId` in `phase` (`RolloutPhase.train` or `.eval`; nil: both), ordered
+    /// by step, then phase (an update's training rollouts before the evaluation replies at the same
+    /// step, the order they are generated in), then index.
+    public func rollouts(stageId: Int64, phase: String? = nil) throws -> [Rollout] {
         try dbPool.read { db in
-            try Rollout.filter(Column("stageId") == stageId).order(Column("step"), Column("idx")).fetchAll(db)
+            var request = Rollout.filter(Column("stageId") == stageId)
+            if let phase { request = request.filter(Column("phase") == phase) }
+            return try request.order(Column("step"), Column("phase").desc, Column("idx")).fetchAll(db)
         }
     }
 

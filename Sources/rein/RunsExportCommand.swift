@@ -12,14 +12,15 @@ struct RunsExport: ParsableCommand {
         discussion: """
         jsonl: one JSON object per line, every metric of every stage (in stage and step order), then \
         every rollout. Metric lines: {"type": "metric", run_id, stage, kind, step, name, value}. Rollout \
-        lines: {"type": "rollout", run_id, stage, kind, step, idx, group, prompt, response, \
+        lines: {"type": "rollout", run_id, stage, kind, phase, step, idx, group, prompt, response, \
         response_tokens, response_token_ids, stop_reason, score, kl, reward, advantage, policy_version}. \
-        NaN, infinities and unmeasured rollout fields are null (evaluation replies have no group, token \
-        ids, KL, reward or advantage).
+        phase is train (an RL update's rollouts) or eval (evaluation replies, before the first step and \
+        after the last; they have no group, token ids, KL, reward or advantage). NaN, infinities and \
+        unmeasured rollout fields are null.
 
         csv: one table with a header row, quoted per RFC 4180 (fields with commas, quotes or line \
         breaks). By default the metrics, columns run_id, stage, kind, step, name, value (NaN is nan); \
-        with --rollouts the rollouts instead, columns run_id, stage, kind, step, idx, group, prompt, \
+        with --rollouts the rollouts instead, columns run_id, stage, kind, phase, step, idx, group, prompt, \
         response, response_tokens, response_token_ids (a JSON array), stop_reason, score, kl, reward, \
         advantage, policy_version (unmeasured fields empty).
 
@@ -84,8 +85,9 @@ struct RunsExport: ParsableCommand {
             for r in samples {
                 switch format {
                 case .jsonl:
-                    out.write(try lines.line(RolloutLine(runId: runNumber, stage: stage.stageKey, kind: stage.kind, step: r.step, idx: r.idx,
-                                                         group: r.groupIndex, prompt: r.prompt, response: r.response,
+                    out.write(try lines.line(RolloutLine(runId: runNumber, stage: stage.stageKey, kind: stage.kind, phase: r.phase,
+                                                         step: r.step, idx: r.idx, group: r.groupIndex, prompt: r.prompt,
+                                                         response: r.response,
                                                          responseTokens: r.responseTokens, responseTokenIds: r.responseTokenIds,
                                                          stopReason: r.stopReason, score: JSONNumber(r.score), kl: JSONNumber(r.kl),
                                                          reward: JSONNumber(r.reward), advantage: JSONNumber(r.advantage),
@@ -93,7 +95,7 @@ struct RunsExport: ParsableCommand {
                 case .csv:
                     let optional = { (x: Double?) in x.map { "\($0)" } ?? "" }
                     let ids = r.responseTokenIds.map { "[" + $0.map(String.init).joined(separator: ",") + "]" } ?? ""
-                    out.write(ReportText.csvRow([runId, stage.stageKey, stage.kind, String(r.step), String(r.idx),
+                    out.write(ReportText.csvRow([runId, stage.stageKey, stage.kind, r.phase, String(r.step), String(r.idx),
                                                 r.groupIndex.map(String.init) ?? "", r.prompt, r.response,
                                                 String(r.responseTokens), ids, r.stopReason, optional(r.score),
                                                 optional(r.kl), optional(r.reward), optional(r.advantage),
@@ -112,7 +114,7 @@ struct RunsExport: ParsableCommand {
     }
 
     static let metricColumns = ["run_id", "stage", "kind", "step", "name", "value"]
-    static let rolloutColumns = ["run_id", "stage", "kind", "step", "idx", "group", "prompt", "response", "response_tokens",
+    static let rolloutColumns = ["run_id", "stage", "kind", "phase", "step", "idx", "group", "prompt", "response", "response_tokens",
                                  "response_token_ids", "stop_reason", "score", "kl", "reward", "advantage", "policy_version"]
 
     /// Whether two paths name one file (after resolving `.`, `..` and symlinks).
@@ -142,6 +144,8 @@ struct RolloutLine: Encodable {
     let runId: Int64
     let stage: String
     let kind: String
+    /// `train` or `eval`.
+    let phase: String
     let step: Int
     let idx: Int
     /// The prompt group (null for evaluation replies).
@@ -159,7 +163,7 @@ struct RolloutLine: Encodable {
     let policyVersion: Int
 
     enum CodingKeys: String, CodingKey {
-        case type, runId = "run_id", stage, kind, step, idx, group, prompt, response, responseTokens = "response_tokens"
+        case type, runId = "run_id", stage, kind, phase, step, idx, group, prompt, response, responseTokens = "response_tokens"
         case responseTokenIds = "response_token_ids", stopReason = "stop_reason", score, kl, reward, advantage
         case policyVersion = "policy_version"
     }

@@ -14,11 +14,13 @@ struct RunsShow: ParsableCommand {
         train/loss (*) and eval/loss (o) over steps; with more steps than columns, each column is the \
         mean of its steps.
 
-        A stage with rollouts (PPO, RLOO, GRPO samples; evaluation replies) gets a rollout section: its \
+        A stage with training rollouts (PPO, RLOO, GRPO samples, phase train) gets a rollout section: its \
         steps split into at most 8 ranges, each with the number of rollouts, mean score, mean KL, mean \
         reward, mean length in tokens and the share that ended with EOS; examples from each range's \
         last step (the highest- and lowest-reward ones, prompt and response cut to one line, line \
-        breaks shown as ⏎); and charts of the mean score, KL and reward per step.
+        breaks shown as ⏎); and charts of the mean score, KL and reward per step. Evaluation replies \
+        (phase eval: exact match before the first and after the last step) are counted apart, with \
+        their mean score (the share exactly right) per step.
 
         --json prints the same facts as one JSON document (non-finite values are null).
         """
@@ -98,8 +100,10 @@ struct StageDetail {
     let checkpoints: [Checkpoint]
     let trainLoss: [(step: Int, value: Double)]
     let evalLoss: [(step: Int, value: Double)]
-    /// Nil when the stage recorded no rollouts.
+    /// Nil when the stage recorded no training rollouts.
     let rollouts: RolloutSection?
+    /// The evaluation replies (phase `eval`), one aggregate per step.
+    let evalReplies: [RolloutAggregate]
 
     init(stage: Store.Stage, store: RunStore, examples: Int = 2) throws {
         self.stage = stage
@@ -111,6 +115,7 @@ struct StageDetail {
         trainLoss = try store.series(stageId: id, name: "train/loss")
         evalLoss = try store.series(stageId: id, name: "eval/loss")
         rollouts = try RolloutSection(stageId: id, store: store, examples: examples)
+        evalReplies = try store.rolloutStepAggregates(stageId: id, phase: RolloutPhase.eval)
     }
 
     /// The newest checkpoint row, else the stage's recorded resume point (stores written before v2).
@@ -146,6 +151,13 @@ struct StageDetail {
             lines.append(label("checkpoint") + checkpoint.path + (checkpoint.note.isEmpty ? "" : " (\(checkpoint.note))"))
         }
         if let output = stage.outputPath { lines.append(label("output") + output) }
+        if !evalReplies.isEmpty {
+            let items = evalReplies.map { a in
+                "step \(a.firstStep): \(a.count) repl\(a.count == 1 ? "y" : "ies")"
+                    + (a.meanScore.map { ", score \(ReportText.number($0))" } ?? "")
+            }
+            lines.append(label("eval") + items.joined(separator: "; "))
+        }
         var series: [ChartSeries] = []
         if !trainLoss.isEmpty { series.append(ChartSeries(name: "train/loss", mark: "*", points: trainLoss)) }
         if !evalLoss.isEmpty { series.append(ChartSeries(name: "eval/loss", mark: "o", points: evalLoss)) }
@@ -168,14 +180,17 @@ struct RolloutSection {
     let ranges: [StepRange]
     /// The means of each step, for the charts.
     let steps: [RolloutAggregate]
-    /// Nil when stage `stageId` has no rollouts; `examples` per range (half highest-, half lowest-reward).
+    /// Nil when stage `stageId` has no training rollouts (evaluation replies are not part of the
+    /// section); `examples` per range (half highest-, half lowest-reward).
     init?(stageId: Int64, store: RunStore, examples: Int) throws {
-        steps = try store.rolloutStepAggregates(stageId: stageId)
+        let train = RolloutPhase.train
+        steps = try store.rolloutStepAggregates(stageId: stageId, phase: train)
         guard !steps.isEmpty else { return nil }
         ranges = try ReportText.stepRanges(steps.map(\.firstStep)).compactMap { range in
-            guard let aggregate = try store.rolloutAggregate(stageId: stageId, steps: range) else { return nil }
-            let highest = try store.rolloutsByReward(stageId: stageId, step: aggregate.lastStep, limit: (examples + 1) / 2)
-            let lowest = try store.rolloutsByReward(stageId: stageId, step: aggregate.lastStep, limit: examples / 2, lowest: true)
+            guard let aggregate = try store.rolloutAggregate(stageId: stageId, steps: range, phase: train) else { return nil }
+            let step = aggregate.lastStep
+            let highest = try store.rolloutsByReward(stageId: stageId, step: step, limit: (examples + 1) / 2, phase: train)
+            let lowest = try store.rolloutsByReward(stageId: stageId, step: step, limit: examples / 2, lowest: true, phase: train)
             let shown = Set(highest.map(\.idx))
             return StepRange(aggregate: aggregate, examples: highest + lowest.reversed().filter { !shown.contains($0.idx) })
         }
@@ -270,6 +285,8 @@ struct RunDocument: Encodable {
         let checkpoints: [CheckpointPart]
         @Nullable var outputPath: String?
         @Nullable var rollouts: RolloutsPart?
+        /// The evaluation replies' means, one per step (empty without any).
+        let evalReplies: [AggregatePart]
     }
 
     /// Means over a step or a range of steps.
@@ -363,7 +380,8 @@ struct RunDocument: Encodable {
                              checkpointPath: d.latestCheckpoint?.path,
                              checkpoints: d.checkpoints.map { CheckpointPart(kind: $0.kind, step: $0.step, path: $0.path,
                                                                              createdAt: $0.createdAt) },
-                             outputPath: s.outputPath, rollouts: d.rollouts.map(RolloutsPart.init))
+                             outputPath: s.outputPath, rollouts: d.rollouts.map(RolloutsPart.init),
+                             evalReplies: d.evalReplies.map(AggregatePart.init))
         }
     }
 }

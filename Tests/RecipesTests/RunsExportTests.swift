@@ -33,8 +33,9 @@ func runsExportWritesOneSortedKeyJSONObjectPerMetricAndRollout() throws {
     let objects = try lines.dropLast().map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
     #expect(objects[1]["value"] as? Double == 1e-05)
     let rollout = objects[2]
-    #expect(Set(rollout.keys) == ["type", "run_id", "stage", "kind", "step", "idx", "group", "prompt", "response", "response_tokens",
+    #expect(Set(rollout.keys) == ["type", "run_id", "stage", "kind", "phase", "step", "idx", "group", "prompt", "response", "response_tokens",
                                   "response_token_ids", "stop_reason", "score", "kl", "reward", "advantage", "policy_version"])
+    #expect(rollout["phase"] as? String == "eval")
     #expect(rollout["group"] is NSNull && rollout["response_token_ids"] is NSNull && rollout["advantage"] is NSNull)
     #expect(rollout["type"] as? String == "rollout" && rollout["prompt"] as? String == prompt && rollout["response"] as? String == "hi ✓")
     #expect(rollout["score"] as? Double == 1.5 && rollout["kl"] is NSNull && rollout["reward"] is NSNull)
@@ -102,7 +103,7 @@ func runsExportRolloutsWritesEveryRLFieldAsJSONLines() throws {
     let objects = try lines.map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
     for (object, row) in zip(objects, rows) {
         #expect(object["type"] as? String == "rollout" && object["run_id"] as? Int == Int(runId))
-        #expect(object["stage"] as? String == "grpo" && object["kind"] as? String == "grpo")
+        #expect(object["stage"] as? String == "grpo" && object["kind"] as? String == "grpo" && object["phase"] as? String == "train")
         #expect(object["step"] as? Int == row.step && object["idx"] as? Int == row.index && object["group"] as? Int == row.group)
         #expect(object["prompt"] as? String == row.prompt && object["response"] as? String == row.response)
         #expect(object["response_token_ids"] as? [Int] == row.responseTokenIds.map(Int.init))
@@ -111,7 +112,7 @@ func runsExportRolloutsWritesEveryRLFieldAsJSONLines() throws {
         #expect(object["reward"] as? Double == row.reward && object["advantage"] as? Double == row.advantage)
         #expect(object["policy_version"] as? Int == row.policyVersion)
     }
-    #expect(lines[0] == #"{"advantage":-1,"group":0,"idx":0,"kind":"grpo","kl":0.5,"policy_version":0,"prompt":"<|user|>Q0\n<|assistant|>","#
+    #expect(lines[0] == #"{"advantage":-1,"group":0,"idx":0,"kind":"grpo","kl":0.5,"phase":"train","policy_version":0,"prompt":"<|user|>Q0\n<|assistant|>","#
         + #""response":"A \"1.0\"","response_token_ids":[10,1,0],"response_tokens":3,"reward":-0.5,"run_id":\#(runId),"#
         + #""score":0,"stage":"grpo","step":1,"stop_reason":"eos","type":"rollout"}"#)
 
@@ -128,8 +129,8 @@ func runsExportRolloutsWritesEveryRLFieldAsJSONLines() throws {
     // CSV: the token ids are one quoted field.
     let csv = try runReinCapturing(["runs", "export", "rl", "--rollouts", "--format", "csv", "--store", storePath], in: dir)
     let csvLines = csv.stdout.split(separator: "\n", omittingEmptySubsequences: false)
-    #expect(csvLines.first == "run_id,stage,kind,step,idx,group,prompt,response,response_tokens,response_token_ids,stop_reason,score,kl,reward,advantage,policy_version")
-    #expect(csvLines[1] == #"1,grpo,grpo,1,0,0,"<|user|>Q0"#)
+    #expect(csvLines.first == "run_id,stage,kind,phase,step,idx,group,prompt,response,response_tokens,response_token_ids,stop_reason,score,kl,reward,advantage,policy_version")
+    #expect(csvLines[1] == #"1,grpo,grpo,train,1,0,0,"<|user|>Q0"#)
     #expect(csv.stdout.contains(#"<|assistant|>","A ""1.0""",3,"[10,1,0]",eos,0.0,0.5,-0.5,-1.0,0"# + "\n"))
 }
 
@@ -147,4 +148,33 @@ func runsExportToAnUnwritablePlaceNamesTheFileAndLeavesNothing() throws {
     #expect(directory.status != 0 && directory.stderr.contains(".: is a directory"), "\(directory.stderr)")
     let unknown = try runReinCapturing(["runs", "export", "nope", "--rollouts", "--store", storePath], in: dir)
     #expect(unknown.status != 0 && unknown.stderr.contains("no run with id or name 'nope'"), "\(unknown.stderr)")
+}
+
+@Test(.enabled(if: reinBinary != nil, "the rein executable is built by swift test"))
+func runsExportKeepsATrainingRolloutAndAnEvaluationReplyOfOneStepApartByPhase() throws {
+    let dir = try tempDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let storePath = dir.appendingPathComponent("runs.sqlite").path
+    let (runId, rows) = try rlStore(storePath)
+    // The final evaluation at the last update's step (2), index 0 like its first rollout.
+    let store = try RunStore(path: storePath)
+    let stageId = try #require(try store.runs().first?.stages.first?.id)
+    try store.record(rollouts: [Rollout(stageId: stageId, phase: RolloutPhase.eval, step: 2, idx: 0, prompt: "Q", response: "A",
+                                        responseTokens: 1, stopReason: "eos", score: 1, policyVersion: 2)])
+    #expect(try store.rollouts(stageId: stageId).count == rows.count + 1)
+
+    let printed = try runReinCapturing(["runs", "export", "rl", "--rollouts", "--store", storePath], in: dir)
+    #expect(printed.status == 0, "\(printed.stderr)")
+    let objects = try printed.stdout.split(separator: "\n").map {
+        try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+    }
+    // Step order; at step 2 the update's rollouts, then the evaluation reply.
+    #expect(objects.map { "\($0["phase"] as? String ?? "?") \($0["step"] as? Int ?? -1).\($0["idx"] as? Int ?? -1)" }
+        == ["train 1.0", "train 1.1", "train 1.2", "train 1.3", "train 2.0", "train 2.1", "train 2.2", "train 2.3", "eval 2.0"])
+    #expect(objects.last?["group"] is NSNull && objects.last?["score"] as? Double == 1 && objects.last?["run_id"] as? Int == Int(runId))
+
+    let csv = try runReinCapturing(["runs", "export", "rl", "--rollouts", "--format", "csv", "--store", storePath], in: dir)
+    #expect(csv.status == 0, "\(csv.stderr)")
+    let csvLines = csv.stdout.split(separator: "\n")
+    #expect(csvLines.last == "\(runId),grpo,grpo,eval,2,0,,Q,A,1,,eos,1.0,,,,2")
 }

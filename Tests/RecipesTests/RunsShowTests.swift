@@ -5,7 +5,8 @@ import Testing
 import Training
 
 /// A store with run `rl`: an `sft` stage with a loss and no rollouts, then a `grpo` stage that
-/// recorded 20 updates of 2 prompts with 2 samples each.
+/// recorded 20 updates of 2 prompts with 2 samples each, and evaluation replies to 2 prompts before
+/// the first update and after the last (step 20, as the Runner records them).
 private func showStore(_ path: String) throws {
     let store = try RunStore(path: path)
     let runId = try #require(try store.createRun(name: "rl", recipe: "", seed: 1).id)
@@ -22,6 +23,12 @@ private func showStore(_ path: String) throws {
                               score: score, kl: kl, reward: score - kl, advantage: 0, group: i / 2, policyVersion: step - 1)
         })
     }
+    try store.record(rollouts: [0, 20].flatMap { step in
+        (0..<2).map { i in
+            Rollout(stageId: grpo, phase: RolloutPhase.eval, step: step, idx: i, prompt: "Question \(i):", response: "reply",
+                    responseTokens: 50, stopReason: "length", score: step == 0 && i == 1 ? 0 : 1, policyVersion: step)
+        }
+    })
 }
 
 @Test(.enabled(if: reinBinary != nil, "the rein executable is built by swift test"))
@@ -36,6 +43,8 @@ func runsShowReportsRolloutsByStepRangeWithExamplesAndCharts() throws {
     let lines = shown.stdout.components(separatedBy: "\n")
     // Only the stage with rollouts has a rollout section.
     #expect(lines.filter { $0.hasPrefix("  rollouts") } == ["  rollouts    80 in 20 steps (steps 1-20)"])
+    // The evaluation replies are counted apart, and the training views leave them out.
+    #expect(lines.filter { $0.hasPrefix("  eval ") } == ["  eval        step 0: 2 replies, score 0.5; step 20: 2 replies, score 1"])
     let grpoAt = try #require(lines.firstIndex { $0.hasPrefix("stage grpo (grpo)") })
     #expect(lines.firstIndex { $0.hasPrefix("  rollouts") }! > grpoAt)
 
@@ -93,4 +102,6 @@ func runsShowReportsRolloutsByStepRangeWithExamplesAndCharts() throws {
     #expect(means["eosShare"] as? Double == 0.75 && means["meanResponseTokens"] as? Double == 2.5)
     #expect((ranges[7]["examples"] as? [[String: Any]])?.map { $0["idx"] as? Int } == [3, 0])
     #expect((rollouts["steps"] as? [Any])?.count == 20)
+    let replies = try #require(stages[0]["evalReplies"] as? [[String: Any]])
+    #expect(replies.map { $0["firstStep"] as? Int } == [0, 20] && replies.map { $0["meanScore"] as? Double } == [0.5, 1])
 }

@@ -88,10 +88,11 @@ private func rolloutRow(step: Int, index: Int, response: String = "r", reward: D
     var rows = try store.rollouts(stageId: stageId)
     #expect(rows.count == 8)
     let first = try #require(rows.first)
-    #expect(first == Rollout(stageId: stageId, step: 1, idx: 0, prompt: "prompt 0", response: "r", responseTokens: 1,
+    #expect(first == Rollout(stageId: stageId, phase: RolloutPhase.train, step: 1, idx: 0, prompt: "prompt 0", response: "r", responseTokens: 1,
                              stopReason: "eos", score: 0.5, kl: 0.25, reward: 1, policyVersion: 0, responseTokenIds: [7],
                              advantage: -0.5, groupIndex: 0))
     #expect(rows.map(\.groupIndex) == [0, 0, 1, 1, 0, 0, 1, 1])
+    #expect(rows.allSatisfy { $0.phase == RolloutPhase.train })
 
     // A resumed stage regenerates step 2 (NaN is unmeasured: null).
     try sink.record(rollouts: (0..<4).map { rolloutRow(step: 2, index: $0, response: "again", reward: $0 == 3 ? .nan : 2) })

@@ -49,7 +49,7 @@ private func sampleStore(_ path: String) throws -> RunStore {
     for key in ["tokenizer", "data", "sft", "dpo"] { try store.setStageStatus(ids[key]!, .completed, at: t0 + 230) }
     let ppo = try #require(try store.createStage(runId: run1, stageKey: "ppo", kind: "ppo", configJSON: "{}",
                                                  configHash: "ppo1", startedAt: t0 + 230).id)
-    try store.record(rollouts: sampleRollouts.map { $0.rollout(stageId: ppo) })
+    try store.record(rollouts: sampleRollouts.map { $0.rollout(stageId: ppo) } + sampleReplies.map { $0.rollout(stageId: ppo) })
     try store.setStageStatus(ppo, .completed, at: t0 + 235)
     try store.setRunStatus(run1, .completed, at: t0 + 240)
 
@@ -140,14 +140,33 @@ private struct SampleRollout {
     var tokens: Int { stopReason == "eos" ? 3 + idx % 3 : 16 }
 
     func rollout(stageId: Int64) -> Rollout {
-        Rollout(stageId: stageId, step: step, idx: idx, prompt: prompt, response: response, responseTokens: tokens,
-                stopReason: stopReason, score: score, kl: kl, reward: reward, policyVersion: step - 1,
+        Rollout(stageId: stageId, phase: RolloutPhase.train, step: step, idx: idx, prompt: prompt, response: response,
+                responseTokens: tokens, stopReason: stopReason, score: score, kl: kl, reward: reward, policyVersion: step - 1,
                 responseTokenIds: Array(repeating: 7, count: tokens), advantage: 0, groupIndex: group)
     }
 }
 
 /// Three updates of 6 prompts with 2 samples each.
 private let sampleRollouts = (1...3).flatMap { step in (0..<12).map { SampleRollout(step: step, idx: $0) } }
+
+/// One evaluation reply of run 1's `ppo` stage: the same prompts, answered greedily before the first
+/// update (step 0) and after the last (step 3, the key of a training rollout too). The training
+/// queries must leave them out.
+private struct SampleReply {
+    let step: Int, idx: Int
+    var prompt: String { "<|user|>What is \(idx) + \(idx)?<|assistant|>" }
+    /// Right for 1 of 4 prompts at step 0, for 3 of 4 at step 3.
+    var correct: Bool { step == 0 ? idx == 0 : idx != 3 }
+    var tokens: Int { 20 + idx }
+
+    func rollout(stageId: Int64) -> Rollout {
+        Rollout(stageId: stageId, phase: RolloutPhase.eval, step: step, idx: idx, prompt: prompt,
+                response: correct ? "\(2 * idx)" : "many", responseTokens: tokens, stopReason: "length",
+                score: correct ? 1 : 0, policyVersion: step)
+    }
+}
+
+private let sampleReplies = [0, 3].flatMap { step in (0..<4).map { SampleReply(step: step, idx: $0) } }
 
 @Test func docRolloutQueriesAnswerWhatTheySay() throws {
     let queries = try documentedQueries()
@@ -194,4 +213,16 @@ private let sampleRollouts = (1...3).flatMap { step in (0..<12).map { SampleRoll
     #expect(prompt.map { $0["policyVersion"] as Int } == [0, 0, 1, 1, 2, 2])
     #expect(prompt.map { $0["response"] as String } == ["4 (step 1)", "4 (step 1)", "4 (step 2)", "4 (step 2)",
                                                          "4 (step 3)", "4 (step 3)"])
+
+    // The evaluation before and after: 1 and 3 of 4 replies exactly right.
+    let evaluation = try answer("phase = 'eval'")
+    #expect(evaluation.map { $0["step"] as Int } == [0, 3])
+    #expect(evaluation.map { $0["n"] as Int } == [4, 4])
+    #expect(evaluation.map { $0["exact_match"] as Double } == [0.25, 0.75])
+    #expect(evaluation.map { $0["mean_tokens"] as Double } == [21.5, 21.5])
+
+    // Every training query reads the training rollouts only (the store has replies at step 3 too).
+    for sql in try documentedQueries() where sql.contains("FROM rollout") && !sql.contains("phase = 'eval'") {
+        #expect(sql.contains("phase = 'train'"), "a rollout query without a phase filter: \(sql)")
+    }
 }
