@@ -73,6 +73,7 @@ func sampleBatch(_ model: DecoderModel, rows: Int, R: Int, step: Int, pad: Int32
         var s = CriticFreeTrainerSettings(objective: objective, eos: eos, pad: pad)
         s.temperature = 1
         s.microBatchSize = 16
+        s.numIterations = 4   // four optimizer steps per generation batch: the old log-probs path too
         let trainer = try CriticFreeTrainer(policy: policy, reference: nil, settings: s)
         var rng = RNG(seed: 3)
         var means: [Float] = []
@@ -87,7 +88,7 @@ func sampleBatch(_ model: DecoderModel, rows: Int, R: Int, step: Int, pad: Int32
             means.append(rewards.reduce(0, +) / 16)
             let prepared = try trainer.prepare(queries: b.queries, responses: resampled, rows: 16, contextLength: b.ctx,
                                                responseLength: 6, rewards: rewards)
-            _ = try trainer.train(prepared, step: update, learningRate: { _ in 3e-3 }, rng: &rng)
+            _ = try trainer.train(prepared, step: update * 4, learningRate: { _ in 3e-3 }, rng: &rng)
         }
         let first = means.prefix(5).reduce(0, +) / 5, last = means.suffix(5).reduce(0, +) / 5
         print("grpo low-token share: first 5 updates \(first), last 5 \(last)")

@@ -222,10 +222,13 @@ extension StageKinds {
         } else if c.models["reward_model"] != nil {
             valueModel = try c.load(role: "reward_model").model
         } else {
-            // No reward model to start from: a copy of the policy's trunk with a fresh value head.
+            // No reward model to start from: a copy of the policy's trunk with a value head of zeros,
+            // so the first advantages are the rewards' own (a random head would add a random
+            // V(s') - V(s) to every token's advantage until the critic has learned).
             valueModel = try StageExecutor.startingLanguageModel(c.start, seed: c.args.seed).model
             var rng = RNG(seed: c.args.seed &+ 11)
             if valueModel.scoreHead == nil { valueModel.addScoreHead(rng: &rng) }
+            if let head = valueModel.scoreHead { head.data.update(repeating: 0, count: head.count) }
         }
         guard let eos = c.lm.eosTokenId ?? engine.stopTokenIds.first else { throw RunnerError("ppo: the tokenizer has no EOS token") }
         var rs = try PPORolloutSettings(config: config, eos: engine.eosId, pad: engine.padId)
