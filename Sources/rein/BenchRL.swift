@@ -34,10 +34,10 @@ struct BenchRL: ParsableCommand {
 
     @OptionGroup var options: BenchOptions
 
-    @Option(help: "Methods to measure (ppo, rloo, grpo).")
+    @Option(parsing: .upToNextOption, help: "Methods to measure (ppo, rloo, grpo).")
     var methods: [RLBenchMethod] = RLBenchMethod.allCases
 
-    @Option(help: "Shapes to measure (tiny, small; default both, tiny with --quick).")
+    @Option(parsing: .upToNextOption, help: "Shapes to measure (tiny, small; default both, tiny with --quick).")
     var sizes: [PeerShape] = []
 
     @Option(help: "Updates timed per method and shape (default 6, 1 with --quick).")
