@@ -57,8 +57,8 @@ struct BenchModels: ParsableCommand {
         options.printHeader()
         let repeats = options.quick ? 3 : 5
         // This machine's sgemm peak right now, the yardstick for the model figures below.
-        let peak = generationOnly ? 0 : CoreBenchmark.matmul(m: 2048, k: 768, n: 3072, repeats: 5).rawGflops
-        if !generationOnly { print("raw sgemm peak (2048 x 768 x 3072): \(fmt(peak, 0, 1)) GFLOP/s") }
+        let peak = generationOnly ? 0 : Self.sgemmPeak()
+        if !generationOnly { print("raw sgemm peak (\(Self.sgemmPeakShape)): \(fmt(peak, 0, 1)) GFLOP/s") }
         for shape in shapes {
             var rng = RNG(seed: 7)
             let model = DecoderModel(config: shape.config, rng: &rng)
@@ -102,6 +102,15 @@ struct BenchModels: ParsableCommand {
 }
 
 extension BenchModels {
+    /// The shape of the sgemm peak measurement.
+    static let sgemmPeakShape = "2048 x 768 x 3072"
+
+    /// This machine's raw `cblas_sgemm` GFLOP/s right now (median of `repeats`), the yardstick of
+    /// `rein bench models` and `rein bench rl`.
+    static func sgemmPeak(repeats: Int = 5) -> Double {
+        CoreBenchmark.matmul(m: 2048, k: 768, n: 3072, repeats: repeats).rawGflops
+    }
+
     /// GPT-2 tokenizer encode throughput over the ChatterBot lines, on the calling thread.
     func benchTokenizer() throws {
         let gpt2 = URL(fileURLWithPath: "assets/gpt2"), chatterbot = URL(fileURLWithPath: "assets/chatterbot/english")

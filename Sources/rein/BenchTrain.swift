@@ -7,6 +7,36 @@ import Recipes
 import TensorCore
 import Training
 
+/// The GPT-2 shapes of the peer benchmarks (trl_bench.py's `SIZES`, torch_gpt_bench.py's tiny and
+/// small), shared by `rein bench train` and `rein bench rl`.
+enum PeerShape: String, CaseIterable, ExpressibleByArgument {
+    case tiny, small
+
+    /// `n_layer`, `n_embd`, `n_head`, `vocab_size`, `n_positions` as trl_bench.py sets them.
+    var config: ModelConfig {
+        switch self {
+        case .tiny: return ModelConfig(family: .gpt2, vocabSize: 512, hiddenSize: 128, layers: 2, heads: 4, maxPositions: 128)
+        case .small: return ModelConfig(family: .gpt2, vocabSize: 2048, hiddenSize: 256, layers: 4, heads: 4, maxPositions: 256)
+        }
+    }
+
+    var label: String {
+        switch self {
+        case .tiny: return "GPT-2 style 2 x 128, vocab 512, context 128"
+        case .small: return "GPT-2 style 4 x 256, vocab 2048, context 256"
+        }
+    }
+
+    /// Tokens per training sequence of `rein bench train` (trl_bench.py's "long": ~56 + 56 and ~112 + 112 words).
+    var sequenceLength: Int { self == .tiny ? 115 : 228 }
+
+    /// trl_bench.py's `gen_len`: new tokens per RL response.
+    var responseLength: Int { self == .tiny ? 32 : 64 }
+
+    /// trl_bench.py's `rl_prompt_words` ("long").
+    var promptWords: Int { self == .tiny ? 56 : 112 }
+}
+
 /// `rein bench train`: SFT tokens/s, reward and DPO pairs/s through the real stage code.
 struct BenchTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -25,12 +55,7 @@ struct BenchTrain: ParsableCommand {
     func run() throws {
         options.apply()
         options.printHeader()
-        var shapes: [(String, ModelConfig, Int, LoRAConfig?)] = [
-            ("GPT-2 style 2 x 128, vocab 512, context 128", ModelConfig(family: .gpt2, vocabSize: 512, hiddenSize: 128, layers: 2,
-                                                                         heads: 4, maxPositions: 128), 115, nil),
-            ("GPT-2 style 4 x 256, vocab 2048, context 256", ModelConfig(family: .gpt2, vocabSize: 2048, hiddenSize: 256, layers: 4,
-                                                                          heads: 8, maxPositions: 256), 228, nil),
-        ]
+        var shapes: [(String, ModelConfig, Int, LoRAConfig?)] = PeerShape.allCases.map { ($0.label, $0.config, $0.sequenceLength, nil) }
         if smollm2 {
             let smol = ModelConfig(family: .llama, vocabSize: 49_152, hiddenSize: 576, layers: 30, heads: 9, kvHeads: 3, headDim: 64,
                                    intermediateSize: 1536, maxPositions: 8192, ropeTheta: 100_000)
