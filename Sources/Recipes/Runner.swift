@@ -340,8 +340,12 @@ public final class RecipeRunner {
         let store = self.store!
         executor.onSamples = { step, samples in
             // Every evaluation reply is visible in the store (rollout rows; score 1 when exactly right).
+            // An RL stage's last update shares the final step: the replies are numbered after its
+            // rollouts (rows with a group), so neither replaces the other, on every resume alike.
+            let first = step == 0 ? 0 : try store.rollouts(stageId: stageId, steps: step...step)
+                .filter { $0.groupIndex != nil }.map { $0.idx + 1 }.max() ?? 0
             try store.record(rollouts: samples.enumerated().map { i, s in
-                Rollout(stageId: stageId, step: step, idx: i, prompt: s.prompt, response: s.reply, responseTokens: s.tokens,
+                Rollout(stageId: stageId, step: step, idx: first + i, prompt: s.prompt, response: s.reply, responseTokens: s.tokens,
                         stopReason: s.stopReason, score: s.correct ? 1 : 0, policyVersion: step)
             })
         }
