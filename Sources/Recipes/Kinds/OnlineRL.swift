@@ -402,8 +402,14 @@ extension StageKinds {
             if let penalty = config.rollout.missingEOSPenalty {
                 for r in 0..<batch.rows where batch.stopReasons[r] != .stopToken { scores[r] -= Float(penalty) }
             }
-            let prepared = try trainer.prepare(queries: batch.queries, responses: batch.responses, rows: batch.rows,
+            let prepared: CriticFreeRollout
+            do {
+                prepared = try trainer.prepare(queries: batch.queries, responses: batch.responses, rows: batch.rows,
                                                contextLength: batch.contextLength, responseLength: batch.responseLength, rewards: scores)
+            } catch OnlineRLError.nonFinite(_, let quantity) {
+                // The trainer does not know the update number; the message names it.
+                throw OnlineRLError.nonFinite(update: update + 1, quantity: quantity)
+            }
             var metrics = try trainer.train(prepared, step: update * max(1, config.numIterations),
                                             learningRate: { lrSchedule.lr(at: $0) }, rng: &rng)
             update += 1
