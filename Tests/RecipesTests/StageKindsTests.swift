@@ -73,10 +73,12 @@ private func kindsFixture() throws -> URL {
     let other = try Recipe.parse(yaml: yaml.replacingOccurrences(of: "    ref_model: hf:models/ref\n", with: ""), baseDirectory: dir)
     #expect(other.stages[1].configHash != dpo.configHash)
     #expect(other.stages[1].models["ref_model"] == nil)
-    // A reward-model role on a path needs a reward model there; RL kinds are declared, not runnable yet.
+    // A reward-model role on a path needs a reward model there (a score head).
     let ppo = "name: x\nstages:\n  - id: p\n    kind: ppo\n    model: models/tiny\n    reward_model: models/tiny\n"
     let error = try #require(throws: RecipeError.self) { try Recipe.parse(yaml: ppo, baseDirectory: dir) }
-    #expect(error.problems.map(\.message) == ["'ppo' is not implemented yet (available: data, tokenizer, pretrain, sft, reward, dpo)"])
+    #expect(error.problems.map(\.message).contains(
+        "models/tiny is not a reward model (reward_model needs a reward stage or a directory whose weights have a score head)"),
+            "\(error.problems.map(\.message))")
     #expect(StageKinds.definition(.ppo).roles.map(\.key) == ["model", "ref_model", "reward_model", "value_model"])
     #expect(StageKinds.definition(.ppo).role("reward_model")?.accepts == [.reward])
 }
