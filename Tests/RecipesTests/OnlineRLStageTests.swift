@@ -148,10 +148,10 @@ private func expectSameMetrics(_ actual: [String: Double], _ expected: [String: 
 
 /// Expects the same rollout rows, in the same order, nothing repeated.
 private func expectSameRollouts(_ actual: [Rollout], _ expected: [Rollout], _ what: String) {
-    #expect(Set(actual.map { [$0.step, $0.idx] }).count == actual.count, "\(what): a (step, idx) rollout appears twice")
+    #expect(Set(actual.map { "\($0.phase) \($0.step) \($0.idx)" }).count == actual.count, "\(what): a (phase, step, idx) rollout appears twice")
     #expect(actual.count == expected.count, "\(what): \(actual.count) rollouts, expected \(expected.count)")
     for (a, e) in zip(actual, expected) {
-        let same = a.step == e.step && a.idx == e.idx && a.prompt == e.prompt && a.response == e.response
+        let same = a.phase == e.phase && a.step == e.step && a.idx == e.idx && a.prompt == e.prompt && a.response == e.response
             && a.responseTokenIds == e.responseTokenIds && a.responseTokens == e.responseTokens && a.stopReason == e.stopReason
             && a.groupIndex == e.groupIndex && a.policyVersion == e.policyVersion
             && close(a.score, e.score) && close(a.kl, e.kl) && close(a.reward, e.reward) && close(a.advantage, e.advantage)
@@ -203,11 +203,12 @@ private func expectResumeAfterKillMatches(recipe: String, stage: String, steps: 
             "the reference run logged no loss at its last step: \(expectedMetrics.keys.sorted().prefix(40))")
     expectSameMetrics(try stageMetrics(storeB), expectedMetrics, "killed after step \(killedAt)")
     let expectedRollouts = try stageRollouts(storeA)
-    // The updates' rollouts (they have a group) and the exact-match replies to the three held-out
-    // prompts before and after, numbered after the last update's rollouts, which they share a step with.
-    let updates = expectedRollouts.filter { $0.groupIndex != nil }, replies = expectedRollouts.filter { $0.groupIndex == nil }
+    // The updates' rollouts (phase train) and the exact-match replies to the three held-out prompts
+    // before and after (phase eval), which share the last update's step without replacing its rows.
+    let updates = expectedRollouts.filter { $0.phase == RolloutPhase.train }, replies = expectedRollouts.filter { $0.phase == RolloutPhase.eval }
     #expect(updates.count == steps * rowsPerStep && Set(updates.map(\.step)) == Set(1...steps))
-    #expect(replies.map { [$0.step, $0.idx] } == [[0, 0], [0, 1], [0, 2], [steps, rowsPerStep], [steps, rowsPerStep + 1], [steps, rowsPerStep + 2]],
+    #expect(updates.allSatisfy { $0.groupIndex != nil } && replies.allSatisfy { $0.groupIndex == nil })
+    #expect(replies.map { [$0.step, $0.idx] } == [[0, 0], [0, 1], [0, 2], [steps, 0], [steps, 1], [steps, 2]],
             "\(replies.map { [$0.step, $0.idx] })")
     // Every prompt of the file is trained on (none held back as validation), each as often
     // (both stages draw 24 completions of the 12 prompts).
