@@ -13,7 +13,7 @@ import Training
 /// checker as a one-stage recipe (the same messages with file:line and key, the same suggestions).
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train one stage (pretrain, sft, reward, dpo) from a YAML config or flags.",
+        abstract: "Train one stage (pretrain, sft, reward, dpo, ppo, rloo, grpo) from a YAML config or flags.",
         discussion: """
         Config keys follow TRL: data, validation_data, validation_split, output_dir, max_length, \
         batch_size, num_train_epochs or max_steps, learning_rate, lr_scheduler_type, warmup_steps, beta, \
@@ -22,7 +22,7 @@ struct Train: ParsableCommand {
         """
     )
 
-    @Argument(help: "The stage: pretrain, sft, reward or dpo.")
+    @Argument(help: "The stage: pretrain, sft, reward, dpo, ppo, rloo or grpo.")
     var kind: RecipeStageKind
 
     @Option(help: "A YAML file with the stage's settings.")
