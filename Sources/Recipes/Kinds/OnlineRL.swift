@@ -197,6 +197,31 @@ struct OnlineRLLoop {
         }
     }
 
+    /// `checkpoints/last`.
+    var lastCheckpoint: URL { c.checkpointDirectory.appendingPathComponent("last") }
+
+    /// Restores weights, optimizers, the prompt order and the random stream from `checkpoints/last`
+    /// when resuming; returns the update it holds and the method's own values.
+    func resume(_ checkpointer: Checkpointer, order: inout PromptOrder, rng: inout RNG, total: Int) throws
+        -> (update: Int, values: [String: Double])? {
+        guard c.args.resume, let resolved = Checkpointer.resolve(lastCheckpoint) else { return nil }
+        let state = try checkpointer.restore(from: resolved)
+        rng = state.rng ?? rng
+        if let p = try state.dataPosition(as: PromptOrder.Position.self) { try order.restore(p) }
+        c.note("resumed from update \(state.step) of \(total)")
+        return (state.step, state.values)
+    }
+
+    /// Makes the metrics and rollouts so far durable, then writes `checkpoints/last`.
+    func save(_ checkpointer: Checkpointer, update: Int, order: PromptOrder, rng: RNG, values: [String: Double]) throws {
+        try c.sink?.flush()
+        try c.rolloutSink?.flush()
+        var state = CheckpointState(step: update, rng: rng, values: values)
+        try state.setDataPosition(order.position)
+        let dir = try checkpointer.save(state, to: lastCheckpoint)
+        try c.onCheckpoint?("last", update, dir)
+    }
+
     func progress(step: Int, of total: Int, loss: Double, lr: Double, gradNorm: Double, episodes: Int, seconds: Double) -> Bool {
         c.progress(TrainingProgress(step: step, maxSteps: total, loss: loss, learningRate: lr, gradNorm: gradNorm,
                                     itemsPerSecond: Double(episodes) / max(seconds, 1e-9), evalLoss: nil))
@@ -261,24 +286,14 @@ extension StageKinds {
         var order = try PromptOrder(count: prompts.count, seed: c.args.seed)
         var rng = RNG(seed: c.args.seed &+ 1)
         var update = 0
-        let last = c.checkpointDirectory.appendingPathComponent("last")
-        if c.args.resume, let resolved = Checkpointer.resolve(last) {
-            let state = try checkpointer.restore(from: resolved)
-            update = state.step
-            rng = state.rng ?? rng
-            if let p = try state.dataPosition(as: PromptOrder.Position.self) { try order.restore(p) }
-            if let k = state.values["kl_coef"] { trainer.klCoef = Float(k) }
-            trainer.restoreAccumulation(counter: Int(state.values["accumulation"] ?? 0))
-            c.note("resumed from update \(update) of \(total)")
+        if let (step, values) = try loop.resume(checkpointer, order: &order, rng: &rng, total: total) {
+            update = step
+            if let k = values["kl_coef"] { trainer.klCoef = Float(k) }
+            trainer.restoreAccumulation(counter: Int(values["accumulation"] ?? 0))
         }
         func save() throws {
-            try c.sink?.flush()
-            try c.rolloutSink?.flush()
-            var state = CheckpointState(step: update, rng: rng, values: ["kl_coef": Double(trainer.klCoef),
-                                                                          "accumulation": Double(trainer.accumulation.counter)])
-            try state.setDataPosition(order.position)
-            let dir = try checkpointer.save(state, to: last)
-            try c.onCheckpoint?("last", update, dir)
+            try loop.save(checkpointer, update: update, order: order, rng: rng,
+                          values: ["kl_coef": Double(trainer.klCoef), "accumulation": Double(trainer.accumulation.counter)])
         }
         let held = try loop.evaluationPrompts(engine)
         if update == 0 { try loop.evaluate(held, engine: engine, scorer: scorer, reference: reference, step: 0) }
@@ -372,22 +387,8 @@ extension StageKinds {
         var order = try PromptOrder(count: prompts.count, seed: c.args.seed)
         var rng = RNG(seed: c.args.seed &+ 1)
         var update = 0
-        let last = c.checkpointDirectory.appendingPathComponent("last")
-        if c.args.resume, let resolved = Checkpointer.resolve(last) {
-            let state = try checkpointer.restore(from: resolved)
-            update = state.step
-            rng = state.rng ?? rng
-            if let p = try state.dataPosition(as: PromptOrder.Position.self) { try order.restore(p) }
-            c.note("resumed from update \(update) of \(total)")
-        }
-        func save() throws {
-            try c.sink?.flush()
-            try c.rolloutSink?.flush()
-            var state = CheckpointState(step: update, rng: rng)
-            try state.setDataPosition(order.position)
-            let dir = try checkpointer.save(state, to: last)
-            try c.onCheckpoint?("last", update, dir)
-        }
+        if let (step, _) = try loop.resume(checkpointer, order: &order, rng: &rng, total: total) { update = step }
+        func save() throws { try loop.save(checkpointer, update: update, order: order, rng: rng, values: [:]) }
         let held = try loop.evaluationPrompts(engine)
         // The KL to the starting policy is reported even when beta = 0 keeps it out of the loss.
         let evalReference = try reference ?? (lora || held.isEmpty ? nil : c.load(role: "ref_model").model)
