@@ -15,7 +15,7 @@ enum RLBenchMethod: String, CaseIterable, ExpressibleByArgument {
 }
 
 /// `rein bench rl`: PPO, RLOO and GRPO updates at the shapes of the peer benchmarks
-/// (/work/shared/bench: trl_ppo_bench.py for PPO, trl_bench.py for RLOO and GRPO), with the share of
+/// (../shared/bench: trl_ppo_bench.py for PPO, trl_bench.py for RLOO and GRPO), with the share of
 /// each update spent in generation, scoring, the no-grad forward passes and training.
 struct BenchRL: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -249,7 +249,7 @@ struct BenchRL: ParsableCommand {
     func printNotes(trl: PeerFigures?) {
         print("")
         if trl == nil {
-            print("* TRL figures are the orientation figures of /work/shared/bench/README.md, NOT measured in this run"
+            print("* TRL figures are the orientation figures of ../shared/bench/README.md, NOT measured in this run"
                   + " (pass --peers with peers.sh's output).")
         } else {
             print("* a TRL figure missing from --peers, replaced by the README's orientation figure (not measured).")
@@ -608,7 +608,7 @@ struct PeerFigures {
         }
     }
 
-    /// /work/shared/bench/README.md's figures for this kind of machine (orientation only).
+    /// ../shared/bench/README.md's figures for this kind of machine (orientation only).
     static let orientation: [String: Double] = ["ppo/tiny": 6.1, "ppo/small": 1.5, "grpo/tiny": 45, "grpo/small": 6.4,
                                                 "rloo/tiny": 35, "rloo/small": 4.9]
 
