@@ -121,10 +121,14 @@ public final class PPOTrainer {
     public let policy: DecoderModel
     /// The frozen reference; nil: the policy with its LoRA adapters disabled.
     public let reference: DecoderModel?
-    /// The value model: a decoder with a `score` head read at every position.
+    /// The value model: a decoder with a `score` head read at every position; or the policy itself
+    /// with a `v_head` on its trunk (`sharesTrunk`), one network and one optimizer for both losses.
     public let valueModel: DecoderModel
+    /// Whether the values come from a head on the policy's own trunk.
+    public var sharesTrunk: Bool { valueModel === policy }
     public var settings: PPOTrainerSettings
     public let policyOptimizer: AdamW
+    /// The value model's optimizer (the policy's own when the trunk is shared).
     public let valueOptimizer: AdamW
     /// accelerate's micro-batch counter, running across updates.
     public private(set) var accumulation: GradientAccumulationCounter
@@ -137,7 +141,9 @@ public final class PPOTrainer {
 
     public init(policy: DecoderModel, reference: DecoderModel?, valueModel: DecoderModel,
                 settings: PPOTrainerSettings) throws {
-        guard valueModel.scoreHead != nil else { throw OnlineRLError.shape("the value model has no score head") }
+        guard valueModel.scoreHead != nil || valueModel.valueHead != nil else {
+            throw OnlineRLError.shape("the value model has no score head or value head")
+        }
         guard reference != nil || policy.loraConfig != nil else {
             throw OnlineRLError.shape("PPO needs a reference model, or a LoRA policy whose base serves as one")
         }
@@ -150,7 +156,7 @@ public final class PPOTrainer {
                   epsilon: settings.adamEpsilon, weightDecay: settings.weightDecay)
         }
         policyOptimizer = adam(policy.arena)
-        valueOptimizer = adam(valueModel.arena)
+        valueOptimizer = valueModel === policy ? policyOptimizer : adam(valueModel.arena)
         accumulation = GradientAccumulationCounter(steps: settings.gradientAccumulationSteps)
         klCoef = settings.rollout.klCoef
     }
@@ -284,7 +290,7 @@ public final class PPOTrainer {
                     let h = responseHiddenStates(inputs.hiddenStates(policy), contextLength: ctx, responseLength: R)
                     let logits = temperatureScaledLogits(policy.logits(hidden: h), temperature: s.temperature)
                     let newLogProbs = responseLogProbs(logits: logits, responses: responses)
-                    let vh = responseHiddenStates(inputs.hiddenStates(valueModel), contextLength: ctx, responseLength: R)
+                    let vh = sharesTrunk ? h : responseHiddenStates(inputs.hiddenStates(valueModel), contextLength: ctx, responseLength: R)
                     let vpred = responseValues(valueModel: valueModel, responseHidden: vh)
                     let paddingMask = gatherRows(t.masks.paddingMask, indices: idx, length: R)
                     let loss = try ppoLoss(newLogProbs: newLogProbs, values: vpred,
@@ -327,12 +333,13 @@ public final class PPOTrainer {
     /// Steps both optimizers at `learningRate` after checking every gradient is finite.
     func optimizerStep(learningRate: Double, update: Int) throws {
         beforeOptimizerStep?()
-        for (name, arena) in [("policy gradient", policy.arena), ("value gradient", valueModel.arena)] where !arena.gradNorm().isFinite {
-            policy.arena.zeroGrad()
-            valueModel.arena.zeroGrad()
+        let arenas = sharesTrunk ? [("policy gradient", policy.arena)]
+                                 : [("policy gradient", policy.arena), ("value gradient", valueModel.arena)]
+        for (name, arena) in arenas where !arena.gradNorm().isFinite {
+            for (_, a) in arenas { a.zeroGrad() }
             throw OnlineRLError.nonFinite(update: update, quantity: name)
         }
-        for optimizer in [policyOptimizer, valueOptimizer] {
+        for optimizer in sharesTrunk ? [policyOptimizer] : [policyOptimizer, valueOptimizer] {
             optimizer.learningRate = learningRate
             optimizer.step()
             optimizer.arena.zeroGrad()

@@ -63,10 +63,13 @@ public func responseLogProbs(logits: Tensor, responses: [Int32]) -> Tensor {
     return gatherLogProbs(logits: logits, ids: ids)
 }
 
-/// Per-token values `[rows, R]` of a value model (a decoder with a `score` head, as TRL's
-/// `AutoModelForSequenceClassification` value models are) at the response positions.
+/// Per-token values `[rows, R]` of a value model at the response positions: its `v_head` with bias
+/// when it has one (a value head on the policy's own trunk, or a reward model's head rescaled to
+/// normalized rewards), else its `score` head (TRL's `AutoModelForSequenceClassification` value
+/// models).
 public func responseValues(valueModel: DecoderModel, responseHidden h: Tensor) -> Tensor {
-    guard let score = valueModel.scoreHead else { preconditionFailure("a value model needs a score head") }
+    if let head = valueModel.valueHead { return linear(h, weight: head.weight, bias: head.bias).reshaped([h.shape[0], h.shape[1]]) }
+    guard let score = valueModel.scoreHead else { preconditionFailure("a value model needs a score head or a value head") }
     return linear(h, weight: score).reshaped([h.shape[0], h.shape[1]])
 }
 

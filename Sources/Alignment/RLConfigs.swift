@@ -65,11 +65,14 @@ public struct PPOConfig: TrainingStageConfig {
     /// `horizon`): the KL per response it steers to, and over how many episodes. Off unless set.
     public var klTarget: Double?
     public var klHorizon: Double = 10000
+    /// A value head (`v_head.summary`, with bias) on the policy's own trunk instead of a separate
+    /// value model: one network, one optimizer, the value loss's gradient through the shared layers.
+    public var sharedValueHead: Bool = false
 
     enum Keys: String, CodingKey, CaseIterable {
         case numPPOEpochs = "num_ppo_epochs", cliprange, cliprangeValue = "cliprange_value", vfCoef = "vf_coef"
         case klCoef = "kl_coef", klEstimator = "kl_estimator", gamma, lam, whitenRewards = "whiten_rewards"
-        case klTarget = "kl_target", klHorizon = "kl_horizon"
+        case klTarget = "kl_target", klHorizon = "kl_horizon", sharedValueHead = "shared_value_head"
     }
     public static var ownKeys: [String] { Keys.allCases.map(\.rawValue) + RolloutArguments.keys }
     public init() {}
@@ -88,6 +91,7 @@ public struct PPOConfig: TrainingStageConfig {
         whitenRewards = try c.decodeIfPresent(Bool.self, forKey: .whitenRewards) ?? false
         klTarget = try c.decodeIfPresent(Double.self, forKey: .klTarget)
         klHorizon = try c.decodeIfPresent(Double.self, forKey: .klHorizon) ?? 10000
+        sharedValueHead = try c.decodeIfPresent(Bool.self, forKey: .sharedValueHead) ?? false
     }
     public func encode(to encoder: Encoder) throws {
         try args.encode(to: encoder)
@@ -98,6 +102,7 @@ public struct PPOConfig: TrainingStageConfig {
         try c.encode(klCoef, forKey: .klCoef); try c.encode(klEstimator, forKey: .klEstimator)
         try c.encode(gamma, forKey: .gamma); try c.encode(lam, forKey: .lam); try c.encode(whitenRewards, forKey: .whitenRewards)
         try c.encodeIfPresent(klTarget, forKey: .klTarget); try c.encode(klHorizon, forKey: .klHorizon)
+        if sharedValueHead { try c.encode(sharedValueHead, forKey: .sharedValueHead) }   // absent: earlier stages' hashes hold
     }
 }
 

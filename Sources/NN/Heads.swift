@@ -6,6 +6,11 @@ import TensorCore
 extension DecoderModel {
     /// The reward head `score.weight` `[1, C]`, if added.
     public var scoreHead: Tensor? { arena.tensor(named: "score.weight") }
+    /// PPO's value head on the policy's trunk (`v_head.summary`), when added.
+    public var valueHead: (weight: Tensor, bias: Tensor)? {
+        guard let w = arena.tensor(named: "v_head.summary.weight"), let b = arena.tensor(named: "v_head.summary.bias") else { return nil }
+        return (w, b)
+    }
 
     /// Adds the reward head (no bias, N(0, 1/√(C+1)) as TRL initializes it). It belongs to the
     /// model's Hugging Face state (`AutoModelForSequenceClassification` with one label), so add heads

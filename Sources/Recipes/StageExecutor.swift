@@ -154,7 +154,7 @@ public struct StageExecutor {
         }
         let evalSet = definition.measuresExactMatch ? try args.evalPrompts.map { try ExactMatchSet(path: $0, builder: builder) } : nil
         var rng = RNG(seed: args.seed)
-        definition.prepare?(model, &rng)
+        definition.prepare?(model, settings, &rng)
         var before: Double?
         if let evalSet {
             let samples = evalSet.samples(lm, maxNewTokens: args.evalMaxNewTokens)

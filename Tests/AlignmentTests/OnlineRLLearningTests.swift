@@ -66,6 +66,80 @@ func sampleBatch(_ model: DecoderModel, rows: Int, R: Int, step: Int, pad: Int32
         #expect(last > first + 0.2, "PPO did not learn: \(means)")
     }
 
+    /// A PPO trainer whose values come from a zeroed `v_head` on the policy's own trunk.
+    func sharedTrainer(_ policy: DecoderModel, vfCoef: Float = 0.1) throws -> PPOTrainer {
+        var rng = RNG(seed: 4)
+        policy.addValueHead(rng: &rng)
+        policy.valueHead!.weight.data.update(repeating: 0, count: policy.valueHead!.weight.count)
+        var rs = PPORolloutSettings(eos: eos, pad: pad)
+        rs.klCoef = 0.01
+        var s = PPOTrainerSettings(rollout: rs)
+        s.temperature = 1
+        s.microBatchSize = 16
+        s.numPPOEpochs = 4
+        s.learningRate = 3e-3
+        s.vfCoef = vfCoef
+        s.numTotalBatches = 1_000_000
+        return try PPOTrainer(policy: policy, reference: smallModel(seed: 1), valueModel: policy, settings: s)
+    }
+
+    @Test func ppoWithAValueHeadOnThePolicyTrunkRaisesTheReward() throws {
+        let policy = smallModel(seed: 1)
+        let trainer = try sharedTrainer(policy)
+        #expect(trainer.sharesTrunk && trainer.valueOptimizer === trainer.policyOptimizer)
+        var rng = RNG(seed: 3)
+        var means: [Float] = []
+        var firstValues: [Float] = []
+        for update in 1...30 {
+            let b = sampleBatch(policy, rows: 16, R: 6, step: update, pad: pad, eos: eos)
+            let rewards = lowTokenShare(b.responses, rows: 16, length: 6, pad: pad)
+            means.append(rewards.reduce(0, +) / 16)
+            let r = try trainer.rollout(queries: b.queries, responses: b.responses, rows: 16, contextLength: b.ctx, responseLength: 6,
+                                        policyLogProbs: b.logProbs) { _, _ in rewards }
+            if update == 1 { firstValues = r.rawValues }
+            _ = try trainer.train(r, update: update, rng: &rng)
+        }
+        // The zeroed head predicts 0 everywhere at first (its bias starts at 0 too) ...
+        #expect(firstValues.allSatisfy { $0 == 0 })
+        // ... and the value loss trained it: rewards are in [0, 1], so V moves off 0.
+        let head = policy.valueHead!
+        #expect(head.bias.values[0] != 0 && head.weight.values.contains { $0 != 0 })
+        let first = means.prefix(5).reduce(0, +) / 5, last = means.suffix(5).reduce(0, +) / 5
+        print("ppo (shared value head) low-token share: first 5 updates \(first), last 5 \(last)")
+        #expect(last > first + 0.2, "PPO with a shared value head did not learn: \(means)")
+    }
+
+    /// With a shared trunk, the value loss's gradient reaches the trunk: the trunk's gradient at
+    /// the first optimizer step differs between vf_coef 0 and vf_coef 1, by exactly the value
+    /// loss's own gradient (linear in vf_coef: g(2) - g(1) = g(1) - g(0)).
+    @Test func aSharedTrunkReceivesTheValueLossGradient() throws {
+        func firstStepGradient(vfCoef: Float) throws -> [Float] {
+            let policy = smallModel(seed: 1)
+            let trainer = try sharedTrainer(policy, vfCoef: vfCoef)
+            trainer.settings.numPPOEpochs = 1
+            // Start the head away from zero so the value loss has a gradient through the trunk.
+            var hr = RNG(seed: 9)
+            let head = policy.valueHead!
+            for i in 0..<head.weight.count { head.weight.data[i] = 0.1 * hr.normal() }
+            let b = sampleBatch(policy, rows: 16, R: 6, step: 1, pad: pad, eos: eos)
+            let rewards = lowTokenShare(b.responses, rows: 16, length: 6, pad: pad)
+            let r = try trainer.rollout(queries: b.queries, responses: b.responses, rows: 16, contextLength: b.ctx, responseLength: 6,
+                                        policyLogProbs: b.logProbs) { _, _ in rewards }
+            let entry = policy.arena.entries.first { $0.name.contains("layers.0") && $0.name.contains("q_proj") }!
+            var grad: [Float] = []
+            trainer.beforeOptimizerStep = { grad = Array(UnsafeBufferPointer(start: policy.arena.grads.base + entry.offset, count: entry.count)) }
+            var rng = RNG(seed: 3)
+            _ = try trainer.train(r, update: 1, orders: [Array(0..<16)], rng: &rng)
+            return grad
+        }
+        let g0 = try firstStepGradient(vfCoef: 0), g1 = try firstStepGradient(vfCoef: 1), g2 = try firstStepGradient(vfCoef: 2)
+        let d1 = zip(g1, g0).map { $0 - $1 }, d2 = zip(g2, g1).map { $0 - $1 }
+        let size = d1.map { abs($0) }.max()!
+        #expect(size > 1e-4 * (g0.map { abs($0) }.max()! + 1e-12), "the value loss did not reach the trunk")
+        let worst = zip(d1, d2).map { abs($0 - $1) }.max()!
+        #expect(worst <= 1e-3 * size, "value gradient not linear in vf_coef: \(worst) vs \(size)")
+    }
+
     @Test func grpoRaisesTheReward() throws {
         let policy = smallModel(seed: 1)
         let objective = CriticFreeObjective(estimator: .grpo(scaleRewards: .group), groupSize: 4, beta: 0, lossType: .dapo,

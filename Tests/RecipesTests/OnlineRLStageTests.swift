@@ -359,4 +359,54 @@ struct OnlineRLStageTests {
         expectSameMetrics(try stageMetrics(dir.appendingPathComponent("runs/train.sqlite").path),
                           try stageMetrics(dir.appendingPathComponent("runs/rl.sqlite").path), "rein train ppo")
     }
+
+    /// `shared_value_head`: the values come from a head on the policy (no value model is saved, the
+    /// exported policy carries `v_head.summary`), and kill -9 resumes to the same rows.
+    @Test func ppoWithASharedValueHeadResumesExactlyAndSavesTheHeadWithThePolicy() throws {
+        let settings = ppoSettings.replacingOccurrences(of: "reward_model: rm", with: "judge: length\nshared_value_head: true")
+        try expectResumeAfterKillMatches(recipe: rlRecipe(kind: "ppo", settings: settings), stage: "ppo", steps: 6,
+                                         rowsPerStep: 4, killAfter: 2...4)
+        let dir = try tempDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try writeRLInputs(in: dir)
+        try Data(rlRecipe(kind: "ppo", settings: settings.replacingOccurrences(of: "max_steps: 6", with: "max_steps: 2")).utf8)
+            .write(to: dir.appendingPathComponent("rl.yaml"))
+        let run = try runRein(["run", "rl.yaml", "--threads", "1", "--quiet"], in: dir)
+        try #require(run.status == 0, "\(run.stderr)")
+        let stageDir = dir.appendingPathComponent("runs/rl/ppo")
+        let model = try SafetensorsFile(url: stageDir.appendingPathComponent("model/model.safetensors"))
+        #expect(model.contains("v_head.summary.weight") && model.contains("v_head.summary.bias"))
+        #expect(!FileManager.default.fileExists(atPath: stageDir.appendingPathComponent("value_model").path))
+        // With a separate value model named as well, the stage refuses before training.
+        let both = settings + "\nvalue_model: rm"
+        try Data(rlRecipe(kind: "ppo", settings: both).utf8).write(to: dir.appendingPathComponent("both.yaml"))
+        let refused = try runRein(["run", "both.yaml", "--threads", "1", "--quiet"], in: dir)
+        #expect(refused.status != 0 && refused.stderr.contains("shared_value_head") && refused.stderr.contains("value_model"),
+                "\(refused.stderr)")
+    }
+
+    /// With `normalize_reward`, the critic starts as the reward model rescaled to the normalized
+    /// scores' units: a value head `score / std` with bias `-mean / std` (checked on the saved
+    /// value model after one update at a learning rate too small to move it).
+    @Test func normalizedRewardsStartTheCriticInTheirUnits() throws {
+        let dir = try tempDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try writeRLInputs(in: dir)
+        let (mean, std) = (0.75, 2.5)
+        try Data("{\"mean\": \(mean), \"std\": \(std), \"split\": \"validation\"}".utf8)
+            .write(to: dir.appendingPathComponent("rm/reward_stats.json"))
+        let settings = ppoSettings.replacingOccurrences(of: "max_steps: 6", with: "max_steps: 1")
+            .replacingOccurrences(of: "learning_rate: 3.0e-4", with: "learning_rate: 1.0e-12") + "\nnormalize_reward: true"
+        try Data(rlRecipe(kind: "ppo", settings: settings).utf8).write(to: dir.appendingPathComponent("rl.yaml"))
+        let run = try runRein(["run", "rl.yaml", "--threads", "1", "--quiet"], in: dir)
+        try #require(run.status == 0, "\(run.stderr)")
+        let value = try SafetensorsFile(url: dir.appendingPathComponent("runs/rl/ppo/value_model/model.safetensors"))
+        let reward = try SafetensorsFile(url: dir.appendingPathComponent("rm/model.safetensors"))
+        let w = try value.tensor("v_head.summary.weight").values, b = try value.tensor("v_head.summary.bias").values
+        let score = try reward.tensor("score.weight").values
+        #expect(w.count == score.count)
+        let worst = zip(w, score).map { abs(Double($0) - Double($1) / std) }.max() ?? 1
+        #expect(worst < 1e-6, "v_head is not score / std: worst \(worst)")
+        #expect(abs(Double(b[0]) + mean / std) < 1e-6, "bias \(b[0]), expected \(-mean / std)")
+    }
 }

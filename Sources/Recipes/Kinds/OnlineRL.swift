@@ -64,12 +64,7 @@ struct RolloutScorer {
         }
         let reward = try c.load(role: "reward_model")
         guard reward.model.scoreHead != nil else { throw RunnerError("reward_model: the model has no score head (train it with kind: reward)") }
-        var stats: RewardStats?
-        if rollout.normalizeReward {
-            guard case .load(let path) = c.models["reward_model"]! else { throw RunnerError("reward_model: not a directory") }
-            let url = URL(fileURLWithPath: path).appendingPathComponent(RewardStats.fileName)
-            stats = try RewardStats.read(url)
-        }
+        let stats = try rewardStats(c, rollout: rollout)
         // The same tokenizer: score the policy's token ids directly; otherwise re-tokenize the text.
         let probe = "The quick brown fox, 12 + 30 = 42."
         if reward.model.config.vocabSize == c.lm.model.config.vocabSize,
@@ -78,6 +73,13 @@ struct RolloutScorer {
         }
         let judge = try RewardModelJudge(model: reward, normalization: stats, clip: rollout.rewardClip)
         return RolloutScorer(judge: judge, name: "reward_model")
+    }
+
+    /// The reward model's `reward_stats.json` when `normalize_reward` is set, else nil.
+    static func rewardStats(_ c: TrainingContext, rollout: RolloutArguments) throws -> RewardStats? {
+        guard rollout.normalizeReward, let reference = c.models["reward_model"] else { return nil }
+        guard case .load(let path) = reference else { throw RunnerError("reward_model: not a directory") }
+        return try RewardStats.read(URL(fileURLWithPath: path).appendingPathComponent(RewardStats.fileName))
     }
 
     /// A judge from its spec.
@@ -242,10 +244,31 @@ extension StageKinds {
         let lora = c.model.loraConfig != nil
         let reference = lora && c.models["ref_model"] == nil ? nil : try c.load(role: "ref_model").model
         let valueModel: DecoderModel
-        if c.models["value_model"] != nil {
+        if config.sharedValueHead {
+            guard c.models["value_model"] == nil else {
+                throw RunnerError("ppo: shared_value_head: true puts the value head on the policy; remove value_model, or set shared_value_head: false")
+            }
+            guard c.model.valueHead != nil else { throw RunnerError("ppo: shared_value_head: the policy has no value head") }
+            valueModel = c.model
+        } else if c.models["value_model"] != nil {
             valueModel = try c.load(role: "value_model").model
         } else if c.models["reward_model"] != nil {
             valueModel = try c.load(role: "reward_model").model
+            let scoredByTheRewardModel = config.rollout.judge == nil || config.rollout.judge == "reward_model"
+            let stats = scoredByTheRewardModel ? try RolloutScorer.rewardStats(c, rollout: config.rollout) : nil
+            if let score = valueModel.scoreHead, valueModel.valueHead == nil, stats != nil || !scoredByTheRewardModel {
+                // The critic starts in the units of the rewards it predicts: with normalized
+                // scores, the reward head rescaled (w / std, bias -mean / std); with another
+                // judge, a head of zeros on the reward model's trunk. Otherwise the first
+                // advantages would be the raw head's V(s') - V(s) at another scale than the
+                // rewards, which clipped value updates (cliprange_value) take many updates to undo.
+                var rng = RNG(seed: c.args.seed &+ 11)
+                valueModel.addValueHead(rng: &rng)
+                let head = valueModel.valueHead!
+                let scale = stats.map { Float(1 / $0.std) } ?? 0
+                for i in 0..<head.weight.count { head.weight.data[i] = score.data[i] * scale }
+                head.bias.data[0] = stats.map { Float(-$0.mean / $0.std) } ?? 0
+            }
         } else {
             // No reward model to start from: a copy of the policy's trunk with a value head of zeros,
             // so the first advantages are the rewards' own (a random head would add a random
@@ -280,9 +303,12 @@ extension StageKinds {
             throw RunnerError("ppo: num_mini_batches \(s.numMiniBatches) must divide batch_size × gradient_accumulation_steps = \(batchRows)")
         }
         let trainer = try PPOTrainer(policy: c.model, reference: reference, valueModel: valueModel, settings: s)
-        let checkpointer = Checkpointer(arenas: [(OnlineRLLoop.policyKey, c.model.arena), ("value", valueModel.arena)],
-                                        optimizers: [(OnlineRLLoop.policyOptimizerKey, trainer.policyOptimizer),
-                                                     ("value_optimizer", trainer.valueOptimizer)])
+        let checkpointer = trainer.sharesTrunk
+            ? Checkpointer(arenas: [(OnlineRLLoop.policyKey, c.model.arena)],
+                           optimizers: [(OnlineRLLoop.policyOptimizerKey, trainer.policyOptimizer)])
+            : Checkpointer(arenas: [(OnlineRLLoop.policyKey, c.model.arena), ("value", valueModel.arena)],
+                           optimizers: [(OnlineRLLoop.policyOptimizerKey, trainer.policyOptimizer),
+                                        ("value_optimizer", trainer.valueOptimizer)])
         var order = try PromptOrder(count: prompts.count, seed: c.args.seed)
         var rng = RNG(seed: c.args.seed &+ 1)
         var update = 0
@@ -339,8 +365,10 @@ extension StageKinds {
         }
         if !interrupted {
             try loop.evaluate(held, engine: engine, scorer: scorer, reference: reference, step: update)
-            let valueDir = c.checkpointDirectory.deletingLastPathComponent().appendingPathComponent("value_model")
-            try ModelCheckpoint.saveHuggingFace(valueModel, to: valueDir)
+            if !trainer.sharesTrunk {   // a shared value head is saved with the policy
+                let valueDir = c.checkpointDirectory.deletingLastPathComponent().appendingPathComponent("value_model")
+                try ModelCheckpoint.saveHuggingFace(valueModel, to: valueDir)
+            }
         }
         return StageSummary(steps: update, finalTrainLoss: lastLoss, validation: [:], interrupted: interrupted)
     }

@@ -36,12 +36,20 @@ extension StageKinds {
             KeySpec("whiten_rewards", .bool),
             KeySpec("kl_target", .number(.above(0))),
             KeySpec("kl_horizon", .number(.above(0))),
+            KeySpec("shared_value_head", .bool),
         ],
         roles: [policyRole("the policy to train"), referenceRole, rewardRole,
                 ModelRole(key: "value_model", purpose: "the value model (default: the reward model)", required: false,
                           accepts: [.reward])],
         producesModel: true, unit: "episodes", measuresExactMatch: true,
         decode: { .ppo(try YAMLDecoder().decode(PPOConfig.self, from: $0)) }, validate: { _ in [] },
+        prepare: { model, settings, rng in
+            // The value head on the policy's trunk starts at zero: the first advantages are the
+            // rewards' own, not a random head's V(s') - V(s).
+            guard case .ppo(let config) = settings, config.sharedValueHead, model.valueHead == nil else { return }
+            model.addValueHead(rng: &rng)
+            if let head = model.valueHead { head.weight.data.update(repeating: 0, count: head.weight.count) }
+        },
         train: { try trainPPO($0) }, summary: rlSummary)
 
     static let criticFreeKeys: [KeySpec] = trainingKeys + policyEvalKeys + rolloutKeys + [

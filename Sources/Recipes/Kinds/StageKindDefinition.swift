@@ -133,8 +133,9 @@ public struct StageKindDefinition: Sendable {
     public var decode: @Sendable (Node) throws -> StageSettings
     /// Problems that need several keys at once, each naming its key.
     public var validate: @Sendable (StageSettings) -> [(key: String, message: String)]
-    /// Changes the loaded model before LoRA and training (a reward model gets its score head).
-    public var prepare: (@Sendable (DecoderModel, inout RNG) -> Void)?
+    /// Changes the loaded model before LoRA and training (a reward model gets its score head, a PPO
+    /// policy with `shared_value_head` its value head).
+    public var prepare: (@Sendable (DecoderModel, StageSettings, inout RNG) -> Void)?
     /// How a training kind trains, once the executor has loaded the model and data.
     public var train: (@Sendable (TrainingContext) throws -> StageSummary)?
     /// Writes what the kind adds beside the exported model (a reward model's statistics).
@@ -148,7 +149,7 @@ public struct StageKindDefinition: Sendable {
                 unit: String = "items", measuresExactMatch: Bool = false,
                 decode: @escaping @Sendable (Node) throws -> StageSettings,
                 validate: @escaping @Sendable (StageSettings) -> [(key: String, message: String)],
-                prepare: (@Sendable (DecoderModel, inout RNG) -> Void)? = nil,
+                prepare: (@Sendable (DecoderModel, StageSettings, inout RNG) -> Void)? = nil,
                 train: (@Sendable (TrainingContext) throws -> StageSummary)? = nil,
                 exported: (@Sendable (StageSummary, URL) throws -> Void)? = nil,
                 write: (@Sendable (WriteContext) throws -> [String: Double])? = nil,

@@ -72,7 +72,7 @@ extension StageKinds {
                           accepts: [.pretrain, .sft, .dpo, .reward])],
         producesModel: true, unit: "pairs", measuresExactMatch: false,
         decode: { .reward(try YAMLDecoder().decode(RewardConfig.self, from: $0)) }, validate: { _ in [] },
-        prepare: { model, rng in if model.scoreHead == nil { model.addScoreHead(rng: &rng) } },
+        prepare: { model, _, rng in if model.scoreHead == nil { model.addScoreHead(rng: &rng) } },
         train: { c in
             guard case .reward(let config) = c.settings else { throw RunnerError("reward: wrong settings") }
             let (train, validation) = try pairs(c)
