@@ -140,6 +140,35 @@ func sampleBatch(_ model: DecoderModel, rows: Int, R: Int, step: Int, pad: Int32
         #expect(worst <= 1e-3 * size, "value gradient not linear in vf_coef: \(worst) vs \(size)")
     }
 
+    /// The sampler's log-probs (KV cache, prompts of several lengths left-padded, temperature 0.7)
+    /// are the training forward's (TRL's positions from the mask, logits / T): the first PPO epoch's
+    /// ratio is 1 only if they agree.
+    @Test func sampledLogProbsEqualTheTrainingForwardsAtTemperature() throws {
+        let policy = smallModel(seed: 1)
+        var rng = RNG(seed: 77)
+        let rows = 6, R = 8
+        let prompts = (0..<rows).map { r in (0..<(2 + r)).map { _ in Int32(100 + rng.int(below: 300)) } }
+        let ctx = prompts.map(\.count).max()!
+        var rngs = (0..<rows).map { RNG(seed: UInt64(500 + $0)) }
+        let out = Generator(model: policy, padId: 5).generate(
+            prompts: prompts, options: SamplingOptions(temperature: 0.7, maxNewTokens: R, stopTokens: [eos]), rngs: &rngs)
+        var qr: [Int32] = []
+        for (p, o) in zip(prompts, out) {
+            qr += Array(repeating: pad, count: ctx - p.count) + p + o.tokens + Array(repeating: pad, count: R - o.tokens.count)
+        }
+        let forward = responseLogProbsNoGrad(policy, queryResponses: qr, rows: rows, contextLength: ctx, responseLength: R,
+                                             pad: pad, temperature: 0.7, chunk: 3)
+        var worst: Float = 0, compared = 0
+        for (r, o) in out.enumerated() {
+            for (t, lp) in o.logProbs.enumerated() {
+                worst = max(worst, abs(lp - forward[r * R + t]))
+                compared += 1
+            }
+        }
+        #expect(compared > rows * 2)
+        #expect(worst < 2e-4, "sampled and training log-probs differ by \(worst)")
+    }
+
     @Test func grpoRaisesTheReward() throws {
         let policy = smallModel(seed: 1)
         let objective = CriticFreeObjective(estimator: .grpo(scaleRewards: .group), groupSize: 4, beta: 0, lossType: .dapo,
