@@ -157,8 +157,10 @@ public struct RatingStats: Sendable, Equatable {
 
     /// `2>0=1` as `[[2], [0, 1]]`; nil when it is not a ranking.
     public static func parseRanking(_ text: String) -> [[Int]]? {
-        let ranks = text.split(separator: ">").map { $0.split(separator: "=").compactMap { Int($0) } }
-        return ranks.isEmpty || ranks.contains(where: \.isEmpty) ? nil : ranks
+        let parts = text.split(separator: ">", omittingEmptySubsequences: false)
+            .map { $0.split(separator: "=", omittingEmptySubsequences: false).map { Int($0) } }
+        guard !parts.isEmpty, parts.allSatisfy({ !$0.isEmpty && !$0.contains(nil) }) else { return nil }
+        return parts.map { $0.compactMap { $0 } }
     }
 
     /// `ranks` as stored: `[[2], [0, 1]]` -> `2>0=1`.
