@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs the system libraries Rein links (OpenBLAS, SQLite headers) on Debian/Ubuntu.
+# Installs the system libraries Rein links (OpenBLAS, SQLite headers) on Debian/Ubuntu, and any
+# further Debian packages named as arguments (CI: `scripts/setup.sh tmux` for the rating-screen tests).
 # A machine that has never run `apt-get update` has no package lists, so `apt-get install` alone
 # finds nothing: the lists are fetched first when a package is missing. Run as root (or with sudo).
 set -euo pipefail
 
-packages=(libopenblas-dev libsqlite3-dev)
+packages=(libopenblas-dev libsqlite3-dev "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -183,8 +183,8 @@ public struct RecordSet: Sendable {
     }
 }
 
-/// Reads a file line by line in fixed-size chunks.
-struct LineReader {
+/// Reads a file line by line in fixed-size chunks (also for other JSONL formats of the package).
+package struct LineReader {
     private let handle: FileHandle
     private let file: String
     private var buffer: [UInt8] = []
@@ -194,10 +194,10 @@ struct LineReader {
     private var scanned = 0
     private var atEnd = false
     /// The 1-based number of the line `next()` returned last.
-    private(set) var lineNumber = 0
+    package private(set) var lineNumber = 0
     static let chunkSize = 1 << 20
 
-    init(url: URL) throws(DatasetError) {
+    package init(url: URL) throws(DatasetError) {
         file = url.path
         do {
             handle = try FileHandle(forReadingFrom: url)
@@ -207,7 +207,7 @@ struct LineReader {
     }
 
     /// The next line without its "\n" (the last line may lack one), or nil at the end of the file.
-    mutating func next() throws(DatasetError) -> ArraySlice<UInt8>? {
+    package mutating func next() throws(DatasetError) -> ArraySlice<UInt8>? {
         while true {
             if let newline = buffer[(start + scanned)...].firstIndex(of: 0x0A) {
                 let line = buffer[start..<newline]
@@ -245,7 +245,7 @@ struct LineReader {
 }
 
 /// One JSONL line as a JSON value; errors name `file:line` (and the column of a syntax error).
-func parseJSONLine(_ bytes: ArraySlice<UInt8>, file: String, line: Int) throws(DatasetError) -> JSONValue {
+package func parseJSONLine(_ bytes: ArraySlice<UInt8>, file: String, line: Int) throws(DatasetError) -> JSONValue {
     guard isValidUTF8(bytes) else { throw DatasetError.invalidUTF8(file: file, line: line) }
     return try bytes.withUnsafeBufferPointer { (buffer) throws(DatasetError) -> JSONValue in
         do throws(JSONSyntaxError) {
@@ -258,7 +258,7 @@ func parseJSONLine(_ bytes: ArraySlice<UInt8>, file: String, line: Int) throws(D
 }
 
 /// True for a line of spaces, tabs and carriage returns only.
-func isBlank(_ bytes: ArraySlice<UInt8>) -> Bool {
+package func isBlank(_ bytes: ArraySlice<UInt8>) -> Bool {
     bytes.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
 }
 

@@ -218,48 +218,6 @@ public struct Rollout: Codable, Sendable, Equatable, FetchableRecord, Persistabl
     }
 }
 
-/// A preference judgement between two responses (table `rating`).
-public struct Rating: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord {
-    /// Which response was preferred.
-    public enum Choice: String, Codable, Sendable, DatabaseValueConvertible { case a, b, tie }
-
-    /// Row id, set on insert.
-    public var id: Int64?
-    /// The prompt both responses answer.
-    public var prompt: String
-    /// First response.
-    public var responseA: String
-    /// Second response.
-    public var responseB: String
-    /// Where `responseA` came from (a policy, a dataset).
-    public var sourceA: String
-    /// Where `responseB` came from.
-    public var sourceB: String
-    /// The judgement.
-    public var choice: Choice
-    /// Who judged (`human:NAME`, a rule, a model).
-    public var rater: String
-    /// When the rating was made (UTC).
-    public var createdAt: Date
-
-    /// A new rating.
-    public init(id: Int64? = nil, prompt: String, responseA: String, responseB: String, sourceA: String,
-                sourceB: String, choice: Choice, rater: String, createdAt: Date = Date()) {
-        self.id = id
-        self.prompt = prompt
-        self.responseA = responseA
-        self.responseB = responseB
-        self.sourceA = sourceA
-        self.sourceB = sourceB
-        self.choice = choice
-        self.rater = rater
-        self.createdAt = createdAt
-    }
-
-    /// Picks up the row id after an insert.
-    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
-}
-
 /// A head-to-head tally of two policies (table `comparison`).
 public struct Comparison: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord {
     /// Row id, set on insert.

@@ -185,6 +185,78 @@ public final class RunStore: Sendable {
             try db.create(index: "rollout_on_stageId_phase_step_reward", on: "rollout",
                           columns: ["stageId", "phase", "step", "reward"])
         }
+        migrator.registerMigration("v5") { db in
+            // Human rating tasks (`rein rate`): a task, its items, who was given which item, and every
+            // answer with its layout and times. The v1 `rating` table (one row per judgement, texts
+            // inline) is rebuilt as answers to items; its rows move into a task named `v4-ratings`.
+            try db.create(table: "ratingTask") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("name", .text).notNull().unique()
+                t.column("mode", .text).notNull().check { RatingMode.allCases.map(\.rawValue).contains($0) }
+                t.column("source", .text).notNull()
+                t.column("seed", .integer).notNull()
+                t.column("overlap", .double).notNull().defaults(to: 0)
+                t.column("createdAt", .datetime).notNull()
+            }
+            try db.create(table: "ratingItem") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.belongsTo("ratingTask", onDelete: .cascade).notNull()
+                t.column("idx", .integer).notNull()
+                t.column("prompt", .text).notNull()
+                t.column("responses", .text).notNull()
+                t.column("sources", .text).notNull()
+                t.column("gold", .integer)
+                t.column("identical", .boolean).notNull().defaults(to: false)
+                t.column("raters", .integer).notNull().defaults(to: 1).check { $0 >= 1 }
+                t.uniqueKey(["ratingTaskId", "idx"])
+            }
+            try db.create(table: "ratingAssignment") { t in
+                t.column("itemId", .integer).notNull().references("ratingItem", onDelete: .cascade)
+                t.column("rater", .text).notNull()
+                t.column("assignedAt", .datetime).notNull()
+                t.primaryKey(["itemId", "rater"])
+            }
+            try db.create(table: "new_rating") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("itemId", .integer).notNull().references("ratingItem", onDelete: .cascade)
+                t.column("rater", .text).notNull()
+                t.column("session", .text).notNull()
+                t.column("swapped", .boolean).notNull()
+                t.column("vote", .text).notNull().check { RatingVote.allCases.map(\.rawValue).contains($0) }
+                t.column("strength", .integer).check { $0 >= 1 && $0 <= 4 }
+                t.column("likert", .integer).check { $0 >= 1 && $0 <= 7 }
+                t.column("ranking", .text)
+                t.column("reason", .text)
+                t.column("shownAt", .datetime).notNull()
+                t.column("answeredAt", .datetime).notNull()
+                t.column("undone", .boolean).notNull().defaults(to: false)
+            }
+            let old = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rating") ?? 0
+            if old > 0 {
+                try db.execute(sql: """
+                    INSERT INTO ratingTask (name, mode, source, seed, overlap, createdAt)
+                    SELECT 'v4-ratings', 'pair', 'rating table before v5', 0, 0, MIN(createdAt) FROM rating
+                    """)
+                let taskId = db.lastInsertedRowID
+                // Item ids follow the old rating ids, so each old row keeps its id as a rating too.
+                try db.execute(sql: """
+                    INSERT INTO ratingItem (id, ratingTaskId, idx, prompt, responses, sources)
+                    SELECT id, ?, ROW_NUMBER() OVER (ORDER BY id) - 1, prompt,
+                           json_array(responseA, responseB), json_array(sourceA, sourceB)
+                    FROM rating
+                    """, arguments: [taskId])
+                try db.execute(sql: """
+                    INSERT INTO ratingAssignment (itemId, rater, assignedAt) SELECT id, rater, createdAt FROM rating
+                    """)
+                try db.execute(sql: """
+                    INSERT INTO new_rating (id, itemId, rater, session, swapped, vote, shownAt, answeredAt)
+                    SELECT id, id, rater, 'v4', 0, choice, createdAt, createdAt FROM rating
+                    """)
+            }
+            try db.drop(table: "rating")
+            try db.rename(table: "new_rating", to: "rating")
+            try db.create(index: "rating_on_itemId", on: "rating", columns: ["itemId"])
+        }
         return migrator
     }
 
@@ -437,15 +509,6 @@ public final class RunStore: Sendable {
             var request = Rollout.filter(Column("stageId") == stageId)
             if let phase { request = request.filter(Column("phase") == phase) }
             return try request.order(Column("step"), Column("phase").desc, Column("idx")).fetchAll(db)
-        }
-    }
-
-    /// Inserts a rating and returns it with its id.
-    public func add(_ rating: Rating) throws -> Rating {
-        try dbPool.write { db in
-            var rating = rating
-            try rating.insert(db)
-            return rating
         }
     }
 

@@ -22,17 +22,17 @@ func removeStore(_ path: String) {
     defer { removeStore(path) }
     do {
         let store = try RunStore(path: path)
-        #expect(try store.appliedMigrations() == ["v1", "v2", "v3", "v4"])
+        #expect(try store.appliedMigrations() == ["v1", "v2", "v3", "v4", "v5"])
         let tables = try store.dbPool.read { db in
             try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name != 'grdb_migrations' ORDER BY name")
         }
-        #expect(tables == ["checkpoint", "comparison", "metric", "rating", "rollout", "run", "stage"])
+        #expect(tables == ["checkpoint", "comparison", "metric", "rating", "ratingAssignment", "ratingItem", "ratingTask", "rollout", "run", "stage"])
         let journal = try store.dbPool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
         #expect(journal == "wal")
         _ = try store.createRun(name: "first", recipe: "name: first", seed: 1)
     }
     let reopened = try RunStore(path: path)
-    #expect(try reopened.appliedMigrations() == ["v1", "v2", "v3", "v4"])
+    #expect(try reopened.appliedMigrations() == ["v1", "v2", "v3", "v4", "v5"])
     #expect(try reopened.runs().map(\.run.name) == ["first"])
 }
 
@@ -146,7 +146,7 @@ func removeStore(_ path: String) {
     }
 }
 
-@Test func rolloutsUpsertAndRatingsInsert() throws {
+@Test func rolloutsUpsertAndComparisonsInsert() throws {
     let path = temporaryStorePath()
     defer { removeStore(path) }
     let store = try RunStore(path: path)
@@ -160,9 +160,6 @@ func removeStore(_ path: String) {
     try store.record(rollouts: [replaced])
     #expect(try store.rollouts(stageId: stageId) == [replaced])
 
-    let rating = try store.add(Rating(prompt: "hi", responseA: "hello", responseB: "yo", sourceA: "stage:sft",
-                                      sourceB: "stage:dpo", choice: .b, rater: "rule:length"))
-    #expect(rating.id != nil)
     let comparison = try store.add(Comparison(runId: runId, policyA: "stage:sft", policyB: "stage:dpo",
                                               judge: "rule", winsA: 3, winsB: 5, ties: 2))
     #expect(comparison.id != nil)
