@@ -72,7 +72,7 @@ func skinnyMatmul<V: SIMD>(_: V.Type, m: Int, n: Int, k: Int, _ X: UnsafePointer
 }
 
 /// Weights per thread below which a few-row product is not split (about 256 KiB: a split costs a
-/// few microseconds, reading 256 KiB takes about 13 at 20 GB/s).
+/// few microseconds, reading 256 KiB takes about 13 µs at 20 GB/s).
 let skinnyChunkFloats = 1 << 16
 
 @inline(__always)
