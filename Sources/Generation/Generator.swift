@@ -152,7 +152,7 @@ public struct Generator {
                     h = model.hiddenStates(ids: ids, batch: B, length: length, attentionMask: mask)
                 }
                 let T = h.shape[1]
-                return model.logits(hidden: h.slice(axis: 1, (T - 1)..<T))
+                return model.inferenceLogits(hidden: h.slice(axis: 1, (T - 1)..<T))
             }
             let V = logits.lastDim
             var next = [Int32](repeating: padId, count: B)

@@ -189,6 +189,11 @@ public final class DecoderModel {
         if let positionEmbed { h = h + embedding(positionEmbed, ids: pos) }
         h = h.reshaped([B, T, C])
         let eps = Float(config.normEps)
+        // A decoding step (a cache, few rows) reads each weight once with the few-row kernel.
+        let fewRows = cache != nil && SkinnyMatmul.applies(rows: B * T, k: C, n: C)
+        func project(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
+            self.project(x, weight: weight, bias: bias, fewRows: fewRows)
+        }
         for (i, blk) in blocks.enumerated() {
             func attend(_ q: Tensor, _ k: Tensor, _ v: Tensor) -> Tensor {
                 if let cache {
@@ -224,6 +229,10 @@ public final class DecoderModel {
 
     /// Next-token logits `[..., V]` from hidden states.
     public func logits(hidden: Tensor) -> Tensor { linear(hidden, weight: lmHead) }
+
+    /// Next-token logits `[..., V]` for inference (a decoding step): few rows go through the
+    /// few-row kernel (``inferenceLinear(_:weight:bias:)``), which records no gradient.
+    public func inferenceLogits(hidden: Tensor) -> Tensor { inferenceLinear(hidden, weight: lmHead) }
 
     /// Next-token logits `[B, T, V]`.
     public func logits(ids: [Int32], batch B: Int, length T: Int, attentionMask: [Float]? = nil,

@@ -62,16 +62,20 @@ public enum LoRAError: Error, CustomStringConvertible {
 }
 
 extension DecoderModel {
-    /// x·Wᵀ + b, plus the adapter's low-rank update when W has one.
-    func project(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
-        let y = linear(x, weight: weight, bias: bias)
+    /// x·Wᵀ + b, plus the adapter's low-rank update when W has one; `fewRows` (a decoding step)
+    /// takes the few-row inference kernel.
+    func project(_ x: Tensor, weight: Tensor, bias: Tensor?, fewRows: Bool = false) -> Tensor {
+        func dense(_ x: Tensor, _ w: Tensor, _ b: Tensor?) -> Tensor {
+            fewRows ? inferenceLinear(x, weight: w, bias: b) : linear(x, weight: w, bias: b)
+        }
+        let y = dense(x, weight, bias)
         guard adaptersEnabled, let adapter = adapters[ObjectIdentifier(weight)] else { return y }
         var input = x
         if adapter.dropout > 0, var rng = dropoutRNG {
             input = TensorCore.dropout(x, p: adapter.dropout, rng: &rng)
             dropoutRNG = rng
         }
-        return y + linear(linear(input, weight: adapter.a), weight: adapter.b) * adapter.scale
+        return y + dense(dense(input, adapter.a, nil), adapter.b, nil) * adapter.scale
     }
 
     /// The adaptable linear weights: (module path, weight tensor), in arena order.

@@ -61,11 +61,11 @@ public enum CoreBenchmark {
         return seconds * 1e9 / Double(x.count)
     }
 
-    private static func time(_ body: () -> Void) -> Double {
+    static func time(_ body: () -> Void) -> Double {
         let t0 = DispatchTime.now().uptimeNanoseconds
         body()
         return Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
     }
 
-    private static func medianOf(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
+    static func medianOf(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
 }

@@ -102,13 +102,15 @@ struct BenchModels: ParsableCommand {
 }
 
 extension BenchModels {
-    /// The shape of the sgemm peak measurement.
-    static let sgemmPeakShape = "2048 x 768 x 3072"
+    /// The shapes of the sgemm peak measurement (M x K x N).
+    static let sgemmPeakShapes = [(2048, 768, 3072), (1024, 1024, 1024), (4096, 768, 768)]
+    static let sgemmPeakShape = sgemmPeakShapes.map { "\($0.0) x \($0.1) x \($0.2)" }.joined(separator: ", ") + ": best median"
 
-    /// This machine's raw `cblas_sgemm` GFLOP/s right now (median of `repeats`), the yardstick of
-    /// `rein bench models` and `rein bench rl`.
+    /// This machine's raw `cblas_sgemm` GFLOP/s right now, the yardstick of `rein bench models`,
+    /// `rein bench rl` and `rein bench decode`: the best of the medians (of `repeats` runs each) at
+    /// several shapes, so one noisy moment cannot make it low.
     static func sgemmPeak(repeats: Int = 5) -> Double {
-        CoreBenchmark.matmul(m: 2048, k: 768, n: 3072, repeats: repeats).rawGflops
+        sgemmPeakShapes.map { CoreBenchmark.matmul(m: $0.0, k: $0.1, n: $0.2, repeats: repeats).rawGflops }.max()!
     }
 
     /// GPT-2 tokenizer encode throughput over the ChatterBot lines, on the calling thread.
