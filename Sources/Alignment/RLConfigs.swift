@@ -24,11 +24,13 @@ public struct RolloutArguments: Codable, Equatable, Sendable {
     public var normalizeReward: Bool = false
     /// Clip scores to [-c, c] (after normalizing).
     public var rewardClip: Double?
+    /// A gold judge (the `judge` specs) also scoring the held-out responses: `eval/judge_score`.
+    public var evalJudge: String?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case responseLength = "response_length", temperature, missingEOSPenalty = "missing_eos_penalty"
         case numMiniBatches = "num_mini_batches", topK = "top_k", topP = "top_p", totalEpisodes = "total_episodes"
-        case judge, normalizeReward = "normalize_reward", rewardClip = "reward_clip"
+        case judge, normalizeReward = "normalize_reward", rewardClip = "reward_clip", evalJudge = "eval_judge"
     }
     public init() {}
     public init(from decoder: Decoder) throws {
@@ -43,6 +45,7 @@ public struct RolloutArguments: Codable, Equatable, Sendable {
         judge = try c.decodeIfPresent(String.self, forKey: .judge)
         normalizeReward = try c.decodeIfPresent(Bool.self, forKey: .normalizeReward) ?? false
         rewardClip = try c.decodeIfPresent(Double.self, forKey: .rewardClip)
+        evalJudge = try c.decodeIfPresent(String.self, forKey: .evalJudge)
     }
     public static var keys: [String] { CodingKeys.allCases.map(\.rawValue) }
 }

@@ -46,6 +46,8 @@ public struct RecipeError: Error, Sendable, CustomStringConvertible {
 /// keys are known, and rejected as not implemented yet.
 public enum RecipeStageKind: String, Codable, CaseIterable, Sendable {
     case data, tokenizer, pretrain, sft, reward, dpo, ppo, rloo, grpo
+    /// Preference pairs of a policy's own samples, labelled by a judge.
+    case judgePairs = "judge_pairs"
 
     /// The files a `data` stage writes, for `stage:ID/FILE` references.
     public static let dataFileNames = SyntheticData.fileNames

@@ -252,7 +252,10 @@ public final class RecipeRunner {
                 interrupted = true
             } else {
                 if let write = stage.definition.write {
-                    let context = WriteContext(settings: stage.settings, output: output, resolve: resolve)
+                    var context = WriteContext(settings: stage.settings, output: output, resolve: resolve)
+                    context.models = try stage.models.mapValues { try StageExecutor.startingModel($0, resolve: resolve) }
+                    let id = stage.id
+                    context.note = { [onEvent] text in onEvent(.note(stage: id, text: text)) }
                     let facts = try write(context)
                     try store.record(metrics: facts.sorted { $0.key < $1.key }.map { Metric(stageId: stageId, step: 0, name: $0.key, value: $0.value) })
                 } else {
@@ -316,6 +319,8 @@ public final class RecipeRunner {
             if m.name.hasPrefix("data/") { facts.append("\(m.name.dropFirst(5)) \(Int(m.value)) lines") }
             if m.name == "tokenizer/vocab_size" { facts.append("vocabulary \(Int(m.value)) tokens") }
             if m.name == "tokenizer/bytes_per_token" { facts.append(String(format: "%.2f bytes per token", m.value)) }
+            if m.name == "judge_pairs/chosen_score" { facts.append(String(format: "chosen score %.3f", m.value)) }
+            if m.name == "judge_pairs/rejected_score" { facts.append(String(format: "rejected score %.3f", m.value)) }
         }
         return StageReport(stage: stage.id, kind: stage.kind, status: status, skipped: skipped, seconds: seconds, steps: lastStep,
                            before: before, after: after, facts: facts, output: nil)

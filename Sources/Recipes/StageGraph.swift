@@ -65,11 +65,11 @@ extension Checker {
                 report(ref.node, ref.keyPath, "'\(written)' has no tokenizer (use a tokenizer stage or a model stage)")
             }
         case .data:
-            let files = RecipeStageKind.dataFileNames
-            if kind != .data {
-                report(ref.node, ref.keyPath, "'\(written)' is a \(kind.rawValue) stage; data files come from a data stage (stage:ID/FILE)")
+            let files = kind.definition.files
+            if files.isEmpty {
+                report(ref.node, ref.keyPath, "'\(written)' is a \(kind.rawValue) stage; data files come from a data or judge_pairs stage (stage:ID/FILE)")
             } else if let file = ref.file, !files.contains(file) {
-                report(ref.node, ref.keyPath, "a data stage writes no '\(file)' (it writes \(files.joined(separator: ", ")))")
+                report(ref.node, ref.keyPath, "a \(kind.rawValue) stage writes no '\(file)' (it writes \(files.joined(separator: ", ")))")
             } else if ref.file == nil {
                 report(ref.node, ref.keyPath, "name the file: stage:\(ref.target)/FILE (one of \(files.joined(separator: ", ")))")
             }

@@ -9,6 +9,10 @@ public struct WriteContext {
     public let output: URL
     /// Resolves a path or `stage:ID/FILE` written in the recipe.
     public let resolve: (String) throws -> String
+    /// The stage's models by role, resolved to files (a kind that samples from a policy).
+    public var models: [String: StartingModel] = [:]
+    /// Shows a line of progress.
+    public var note: (String) -> Void = { _ in }
 }
 
 /// Settings of a `tokenizer` stage.
@@ -64,7 +68,7 @@ extension StageKinds {
             KeySpec("max_operand", .integer(.closed(1, Double(SyntheticDataConfig.maxOperandLimit)))),
             KeySpec("source", .file),
         ],
-        roles: [], producesModel: false,
+        roles: [], producesModel: false, files: SyntheticData.fileNames,
         decode: { .data(try YAMLDecoder().decode(SyntheticDataConfig.self, from: $0)) },
         validate: { settings in
             guard case .data(let d) = settings else { return [] }

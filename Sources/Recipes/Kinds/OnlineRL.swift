@@ -82,6 +82,9 @@ struct RolloutScorer {
         return try RewardStats.read(URL(fileURLWithPath: path).appendingPathComponent(RewardStats.fileName))
     }
 
+    /// The judges of text (`judge:`, `eval_judge:`, judge_pairs), by the name before any `:`.
+    static let textJudges = ["synthetic_task", "length", "regex", "vader", "command"]
+
     /// A judge from its spec.
     static func judge(_ spec: String) throws -> any RewardFunction {
         let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
@@ -98,7 +101,7 @@ struct RolloutScorer {
             guard let program = words.first else { throw RunnerError("judge: command needs a program (command:PROGRAM ARGS...)") }
             return try CommandJudge(executable: program, arguments: Array(words.dropFirst()))
         default:
-            let known = ["reward_model", "synthetic_task", "length", "regex", "vader", "command"]
+            let known = ["reward_model"] + textJudges
             throw RunnerError("judge: unknown judge '\(name)'\(Suggestions.nearest(to: name, in: known).map { "; did you mean \($0)?" } ?? ""); "
                               + "expected one of " + known.joined(separator: ", "))
         }
@@ -124,6 +127,8 @@ struct OnlineRLLoop {
     let samplesPerPrompt: Int
     /// Prompts per update.
     let promptsPerUpdate: Int
+    /// The gold judge of `eval_judge`, scoring the held-out responses besides the reward.
+    var goldJudge: (any RewardFunction)? = nil
 
     static let policyKey = "policy", policyOptimizerKey = "policy_optimizer"
 
@@ -149,7 +154,8 @@ struct OnlineRLLoop {
     }
 
     /// The judge's mean score and the mean summed KL to the reference of one sampled response per
-    /// held-out prompt (fixed seed), recorded as `eval/score` and `eval/kl`.
+    /// held-out prompt (fixed seed), recorded as `eval/score` and `eval/kl`; with `eval_judge`,
+    /// that judge's mean score of the same responses as `eval/judge_score`.
     func evaluate(_ prompts: [RolloutPrompt], engine: RolloutEngine, scorer: RolloutScorer, reference: DecoderModel?,
                   step: Int) throws {
         guard !prompts.isEmpty else { return }
@@ -157,11 +163,21 @@ struct OnlineRLLoop {
         opts.samplesPerPrompt = 1
         opts.seed = c.args.seed &+ 0x5EED
         let e = try RolloutEngine(lm: c.lm, options: opts)
-        var scoreSum = 0.0, kl = 0.0, tokens = 0
+        var scoreSum = 0.0, goldSum = 0.0, kl = 0.0, tokens = 0
         for start in stride(from: 0, to: prompts.count, by: 64) {
             let part = Array(prompts[start..<min(start + 64, prompts.count)])
             let batch = try e.generate(part, step: 0, promptIndices: Array(start..<(start + part.count)))
             scoreSum += try scorer.scores(batch, pad: e.padId, chunk: 16).reduce(0.0) { $0 + Double($1) }
+            if let goldJudge {
+                let gold = try goldJudge.scores(batch.judgeItems)
+                guard gold.count == batch.rows else {
+                    throw RunnerError("eval_judge: the \(goldJudge.name) judge gave \(gold.count) scores for \(batch.rows) responses")
+                }
+                if let bad = gold.firstIndex(where: { !$0.isFinite }) {
+                    throw RunnerError("eval_judge: the \(goldJudge.name) judge gave \(gold[bad]) for held-out response \(start + bad + 1)")
+                }
+                goldSum += gold.reduce(0, +)
+            }
             let qr = batch.queryResponses()
             let T = rollout.temperature
             func logProbs(_ model: DecoderModel) -> [Float] {
@@ -185,8 +201,15 @@ struct OnlineRLLoop {
         }
         let n = Double(prompts.count)
         c.sink?.record(step: step, name: "eval/score", value: scoreSum / n)
+        if goldJudge != nil { c.sink?.record(step: step, name: "eval/judge_score", value: goldSum / n) }
         c.sink?.record(step: step, name: "eval/kl", value: kl / n)
         c.sink?.record(step: step, name: "eval/response_length", value: Double(tokens) / n)
+    }
+
+    /// Whether the held-out evaluation runs after `update` (every `eval_steps`; the last update's
+    /// comes after the loop).
+    func evaluationDue(_ update: Int, of total: Int) -> Bool {
+        c.args.evalSteps > 0 && update < total && update % c.args.evalSteps == 0
     }
 
     /// Rollout rows for the store.
@@ -236,7 +259,8 @@ extension StageKinds {
     static func trainPPO(_ c: TrainingContext) throws -> StageSummary {
         guard case .ppo(let config) = c.settings else { throw RunnerError("ppo: wrong settings") }
         let batchRows = config.args.batchSize * config.args.gradientAccumulationSteps
-        let loop = OnlineRLLoop(c: c, rollout: config.rollout, samplesPerPrompt: 1, promptsPerUpdate: batchRows)
+        var loop = OnlineRLLoop(c: c, rollout: config.rollout, samplesPerPrompt: 1, promptsPerUpdate: batchRows)
+        loop.goldJudge = try config.rollout.evalJudge.map { try RolloutScorer.judge($0) }
         let engine = try loop.engine()
         let prompts = try engine.prompts(c.train, file: c.args.data ?? "data")
         guard !prompts.isEmpty else { throw RunnerError("ppo: \(c.args.data ?? "data") holds no prompts") }
@@ -354,6 +378,9 @@ extension StageKinds {
                                                           rewards: zip(t.scores, nonScore).map { Double($0) + $1 },
                                                           advantages: advantages))
             lastLoss = (metrics["loss/policy_avg"] ?? 0) + Double(s.vfCoef) * (metrics["loss/value_avg"] ?? 0)
+            if loop.evaluationDue(update, of: total) {
+                try loop.evaluate(held, engine: engine, scorer: scorer, reference: reference, step: update)
+            }
             let due = update == total || (saveEvery > 0 && update % saveEvery == 0)
             if due { try save() }
             if !loop.progress(step: update, of: total, loss: lastLoss, lr: metrics["lr"] ?? 0, gradNorm: 0, episodes: batch.rows,
@@ -384,7 +411,8 @@ extension StageKinds {
         guard rows % G == 0 else {
             throw RunnerError("\(name): batch_size × gradient_accumulation_steps = \(rows) completions must be a multiple of num_generations \(G)")
         }
-        let loop = OnlineRLLoop(c: c, rollout: config.rollout, samplesPerPrompt: G, promptsPerUpdate: rows / G)
+        var loop = OnlineRLLoop(c: c, rollout: config.rollout, samplesPerPrompt: G, promptsPerUpdate: rows / G)
+        loop.goldJudge = try config.rollout.evalJudge.map { try RolloutScorer.judge($0) }
         let engine = try loop.engine()
         let prompts = try engine.prompts(c.train, file: c.args.data ?? "data")
         guard !prompts.isEmpty else { throw RunnerError("\(name): \(c.args.data ?? "data") holds no prompts") }
@@ -450,6 +478,9 @@ extension StageKinds {
                                                           rewards: prepared.advantage.shapedRewards.map(Double.init),
                                                           advantages: prepared.advantage.advantages.map(Double.init)))
             lastLoss = metrics["loss"] ?? 0
+            if loop.evaluationDue(update, of: total) {
+                try loop.evaluate(held, engine: engine, scorer: scorer, reference: evalReference, step: update)
+            }
             let due = update == total || (c.args.saveSteps > 0 && update % c.args.saveSteps == 0)
             if due { try save() }
             if !loop.progress(step: update, of: total, loss: lastLoss, lr: metrics["learning_rate"] ?? 0,

@@ -16,7 +16,20 @@ extension StageKinds {
         KeySpec("judge", .string),
         KeySpec("normalize_reward", .bool),
         KeySpec("reward_clip", .number(.above(0))),
+        KeySpec("eval_judge", .string),
     ]
+
+    /// `eval_judge` names a judge Rein has (checked before anything runs).
+    static func validateRollout(_ rollout: RolloutArguments) -> [(key: String, message: String)] {
+        guard let spec = rollout.evalJudge else { return [] }
+        let name = String(spec.prefix { $0 != ":" })
+        let known = RolloutScorer.textJudges
+        guard known.contains(name) else {
+            let hint = Suggestions.nearest(to: name, in: known).map { " (did you mean '\($0)'?)" } ?? ""
+            return [("eval_judge", "unknown judge '\(name)'\(hint); expected one of \(known.joined(separator: ", "))")]
+        }
+        return []
+    }
 
     /// The reward: a reward stage, or a directory holding a reward model.
     static let rewardRole = ModelRole(key: "reward_model", purpose: "the reward model that scores responses", required: false,
@@ -42,7 +55,8 @@ extension StageKinds {
                 ModelRole(key: "value_model", purpose: "the value model (default: the reward model)", required: false,
                           accepts: [.reward])],
         producesModel: true, unit: "episodes", measuresExactMatch: true,
-        decode: { .ppo(try YAMLDecoder().decode(PPOConfig.self, from: $0)) }, validate: { _ in [] },
+        decode: { .ppo(try YAMLDecoder().decode(PPOConfig.self, from: $0)) },
+        validate: { settings in if case .ppo(let c) = settings { validateRollout(c.rollout) } else { [] } },
         prepare: { model, settings, rng in
             // The value head on the policy's trunk starts at zero: the first advantages are the
             // rewards' own, not a random head's V(s') - V(s).
@@ -64,7 +78,8 @@ extension StageKinds {
         keys: criticFreeKeys + [KeySpec("rloo_k", .integer(.atLeast(2))), KeySpec("normalize_advantages", .bool)],
         roles: [policyRole("the policy to train"), referenceRole, rewardRole],
         producesModel: true, unit: "episodes", measuresExactMatch: true,
-        decode: { .criticFree(try YAMLDecoder().decode(CriticFreeConfig.self, from: $0)) }, validate: { _ in [] },
+        decode: { .criticFree(try YAMLDecoder().decode(CriticFreeConfig.self, from: $0)) },
+        validate: { settings in if case .criticFree(let c) = settings { validateRollout(c.rollout) } else { [] } },
         train: { c in
             guard case .criticFree(let config) = c.settings else { throw RunnerError("rloo: wrong settings") }
             return try trainCriticFree(c, estimator: .rloo(normalizeAdvantages: config.normalizeAdvantages))
@@ -78,7 +93,8 @@ extension StageKinds {
         ],
         roles: [policyRole("the policy to train"), referenceRole, rewardRole],
         producesModel: true, unit: "episodes", measuresExactMatch: true,
-        decode: { .criticFree(try YAMLDecoder().decode(CriticFreeConfig.self, from: $0)) }, validate: { _ in [] },
+        decode: { .criticFree(try YAMLDecoder().decode(CriticFreeConfig.self, from: $0)) },
+        validate: { settings in if case .criticFree(let c) = settings { validateRollout(c.rollout) } else { [] } },
         train: { c in
             guard case .criticFree(let config) = c.settings else { throw RunnerError("grpo: wrong settings") }
             return try trainCriticFree(c, estimator: .grpo(scaleRewards: try RewardScaling(setting: config.scaleRewards)))
@@ -87,6 +103,7 @@ extension StageKinds {
     /// What PPO, RLOO and GRPO changed: on held-out prompts, exact match, the judge's score and the
     /// KL to the reference (0 before the first update).
     static let rlSummary = [SummaryMetric("eval/exact_match", "exact match", percent: true),
-                            SummaryMetric("eval/score", "score"), SummaryMetric("eval/kl", "KL to the reference"),
+                            SummaryMetric("eval/score", "score"), SummaryMetric("eval/judge_score", "gold judge"),
+                            SummaryMetric("eval/kl", "KL to the reference"),
                             SummaryMetric("eval/response_length", "response tokens")]
 }

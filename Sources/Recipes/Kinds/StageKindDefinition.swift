@@ -125,6 +125,8 @@ public struct StageKindDefinition: Sendable {
     public var roles: [ModelRole]
     /// The stage writes a model (`DIR/model`, Hugging Face layout) rather than files.
     public var producesModel: Bool
+    /// The files a kind that writes files writes, which later stages read as `stage:ID/FILE`.
+    public var files: [String]
     /// What one training item is, for progress lines (tokens, pairs, episodes).
     public var unit: String
     /// The policy's exact match on `eval_prompts` is measured before and after (policy kinds).
@@ -146,7 +148,7 @@ public struct StageKindDefinition: Sendable {
     public var summary: [SummaryMetric]
 
     public init(kind: RecipeStageKind, implemented: Bool, keys: [KeySpec], roles: [ModelRole], producesModel: Bool,
-                unit: String = "items", measuresExactMatch: Bool = false,
+                files: [String] = [], unit: String = "items", measuresExactMatch: Bool = false,
                 decode: @escaping @Sendable (Node) throws -> StageSettings,
                 validate: @escaping @Sendable (StageSettings) -> [(key: String, message: String)],
                 prepare: (@Sendable (DecoderModel, StageSettings, inout RNG) -> Void)? = nil,
@@ -159,6 +161,7 @@ public struct StageKindDefinition: Sendable {
         self.keys = keys
         self.roles = roles
         self.producesModel = producesModel
+        self.files = files
         self.unit = unit
         self.measuresExactMatch = measuresExactMatch
         self.decode = decode
@@ -203,6 +206,7 @@ public enum StageSettings: Equatable, Sendable, Encodable {
     case dpo(DPOConfig)
     case ppo(PPOConfig)
     case criticFree(CriticFreeConfig)
+    case judgePairs(JudgePairsConfig)
 
     /// The shared training arguments of a training stage.
     public var training: TrainingArguments? {
@@ -213,7 +217,7 @@ public enum StageSettings: Equatable, Sendable, Encodable {
             case .dpo(let c): c.args
             case .ppo(let c): c.args
             case .criticFree(let c): c.args
-            case .data, .tokenizer: nil
+            case .data, .tokenizer, .judgePairs: nil
             }
         }
         set {
@@ -224,7 +228,7 @@ public enum StageSettings: Equatable, Sendable, Encodable {
             case .dpo(var c): c.args = newValue; self = .dpo(c)
             case .ppo(var c): c.args = newValue; self = .ppo(c)
             case .criticFree(var c): c.args = newValue; self = .criticFree(c)
-            case .data, .tokenizer: break
+            case .data, .tokenizer, .judgePairs: break
             }
         }
     }
@@ -238,6 +242,7 @@ public enum StageSettings: Equatable, Sendable, Encodable {
         case .dpo(let c): try c.encode(to: encoder)
         case .ppo(let c): try c.encode(to: encoder)
         case .criticFree(let c): try c.encode(to: encoder)
+        case .judgePairs(let c): try c.encode(to: encoder)
         }
     }
 }
@@ -245,7 +250,7 @@ public enum StageSettings: Equatable, Sendable, Encodable {
 /// The registry: every stage kind's declaration.
 public enum StageKinds {
     /// In the order `rein check` lists them.
-    public static let all: [StageKindDefinition] = [data, tokenizer, pretrain, sft, reward, dpo, ppo, rloo, grpo]
+    public static let all: [StageKindDefinition] = [data, tokenizer, judgePairs, pretrain, sft, reward, dpo, ppo, rloo, grpo]
 
     /// The declaration of `kind`.
     public static func definition(_ kind: RecipeStageKind) -> StageKindDefinition {
