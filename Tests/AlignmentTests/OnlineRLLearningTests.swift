@@ -38,10 +38,9 @@ func sampleBatch(_ model: DecoderModel, rows: Int, R: Int, step: Int, pad: Int32
 @Suite struct OnlineRLLearningTests {
     let pad: Int32 = 511, eos: Int32 = 0
 
-    @Test func ppoRaisesTheReward() throws {
-        let policy = smallModel(seed: 1), reference = smallModel(seed: 1), value = smallModel(seed: 2)
-        var rng = RNG(seed: 3)
-        value.addScoreHead(rng: &rng)
+    /// The learning tests' PPO settings: KL 0.01, temperature 1, 4 epochs of one 16-row micro-batch,
+    /// a constant learning rate of 3e-3.
+    func ppoSettings(vfCoef: Float = 0.1) -> PPOTrainerSettings {
         var rs = PPORolloutSettings(eos: eos, pad: pad)
         rs.klCoef = 0.01
         var s = PPOTrainerSettings(rollout: rs)
@@ -49,8 +48,16 @@ func sampleBatch(_ model: DecoderModel, rows: Int, R: Int, step: Int, pad: Int32
         s.microBatchSize = 16
         s.numPPOEpochs = 4
         s.learningRate = 3e-3
+        s.vfCoef = vfCoef
         s.numTotalBatches = 1_000_000   // a constant learning rate for the test
-        let trainer = try PPOTrainer(policy: policy, reference: reference, valueModel: value, settings: s)
+        return s
+    }
+
+    @Test func ppoRaisesTheReward() throws {
+        let policy = smallModel(seed: 1), reference = smallModel(seed: 1), value = smallModel(seed: 2)
+        var rng = RNG(seed: 3)
+        value.addScoreHead(rng: &rng)
+        let trainer = try PPOTrainer(policy: policy, reference: reference, valueModel: value, settings: ppoSettings())
         var means: [Float] = []
         for update in 1...30 {
             let b = sampleBatch(policy, rows: 16, R: 6, step: update, pad: pad, eos: eos)
@@ -71,16 +78,7 @@ func sampleBatch(_ model: DecoderModel, rows: Int, R: Int, step: Int, pad: Int32
         var rng = RNG(seed: 4)
         policy.addValueHead(rng: &rng)
         policy.valueHead!.weight.data.update(repeating: 0, count: policy.valueHead!.weight.count)
-        var rs = PPORolloutSettings(eos: eos, pad: pad)
-        rs.klCoef = 0.01
-        var s = PPOTrainerSettings(rollout: rs)
-        s.temperature = 1
-        s.microBatchSize = 16
-        s.numPPOEpochs = 4
-        s.learningRate = 3e-3
-        s.vfCoef = vfCoef
-        s.numTotalBatches = 1_000_000
-        return try PPOTrainer(policy: policy, reference: smallModel(seed: 1), valueModel: policy, settings: s)
+        return try PPOTrainer(policy: policy, reference: smallModel(seed: 1), valueModel: policy, settings: ppoSettings(vfCoef: vfCoef))
     }
 
     @Test func ppoWithAValueHeadOnThePolicyTrunkRaisesTheReward() throws {
