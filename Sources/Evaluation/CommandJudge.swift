@@ -44,15 +44,18 @@ public struct CommandJudge: RewardFunction, Sendable {
 
     /// The stdin line of one item (no line ending).
     public static func line(for item: JudgeItem) -> String {
-        let prompt: String
-        switch item.prompt {
+        "{\"prompt\":\(promptJSON(item.prompt)),\"response\":\(JSONText.quoted(item.response))}"
+    }
+
+    /// A prompt as JSON: its text, or its messages as `[{"role":"...","content":"..."}, ...]`.
+    public static func promptJSON(_ prompt: TextOrChat) -> String {
+        switch prompt {
         case let .text(text):
-            prompt = JSONText.quoted(text)
+            return JSONText.quoted(text)
         case let .chat(messages):
-            prompt = "[" + messages.map { "{\"role\":\(JSONText.quoted($0.role)),\"content\":\(JSONText.quoted($0.content))}" }
+            return "[" + messages.map { "{\"role\":\(JSONText.quoted($0.role)),\"content\":\(JSONText.quoted($0.content))}" }
                 .joined(separator: ",") + "]"
         }
-        return "{\"prompt\":\(prompt),\"response\":\(JSONText.quoted(item.response))}"
     }
 
     /// Runs the program once over all `items`; an empty batch runs nothing.
@@ -87,13 +90,13 @@ public struct CommandJudge: RewardFunction, Sendable {
         }
     }
 
-    private func failure(_ reason: String) -> EvaluationError {
+    func failure(_ reason: String) -> EvaluationError {
         EvaluationError("command judge `\(commandLine)`: \(reason)")
     }
 
     /// Runs the program with `input` on stdin; stdin is written and both outputs are read on their
     /// own threads, so no pipe can fill up and block the others.
-    private func run(input: Data) throws -> (Int32, Process.TerminationReason, Data, Data) {
+    func run(input: Data) throws -> (Int32, Process.TerminationReason, Data, Data) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments

@@ -48,12 +48,14 @@ public enum RecipeStageKind: String, Codable, CaseIterable, Sendable {
     case data, tokenizer, pretrain, sft, reward, dpo, ppo, rloo, grpo
     /// Preference pairs of a policy's own samples, labelled by a judge.
     case judgePairs = "judge_pairs"
+    /// Policies compared by judges (`rein compare` as a stage).
+    case compare
 
     /// The files a `data` stage writes, for `stage:ID/FILE` references.
     public static let dataFileNames = SyntheticData.fileNames
 
     /// Kinds that are planned but not declared yet.
-    public static let planned = ["generate", "compare", "rate"]
+    public static let planned = ["generate", "rate"]
 
     /// The kind's declaration.
     public var definition: StageKindDefinition { StageKinds.definition(self) }

@@ -254,6 +254,10 @@ public final class RecipeRunner {
                 if let write = stage.definition.write {
                     var context = WriteContext(settings: stage.settings, output: output, resolve: resolve)
                     context.models = try stage.models.mapValues { try StageExecutor.startingModel($0, resolve: resolve) }
+                    context.modelReferences = stage.models.mapValues(\.reference)
+                    context.store = store
+                    context.runId = runId
+                    context.stageName = "\(recipe.name)/\(stage.id)"
                     let id = stage.id
                     context.note = { [onEvent] text in onEvent(.note(stage: id, text: text)) }
                     let facts = try write(context)

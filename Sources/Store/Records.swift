@@ -236,10 +236,16 @@ public struct Comparison: Codable, Sendable, Equatable, FetchableRecord, Mutable
     public var winsB: Int
     /// Prompts judged a tie.
     public var ties: Int
+    /// The `rein compare` session that made it (nil for rows from before store v6).
+    public var compareSessionId: Int64?
+    /// The pair's statistics (win rate and interval, sign test, ...), as JSON.
+    public var summaryJSON: String?
 
     /// A new comparison.
     public init(id: Int64? = nil, runId: Int64, policyA: String, policyB: String, judge: String,
-                winsA: Int, winsB: Int, ties: Int) {
+                winsA: Int, winsB: Int, ties: Int, compareSessionId: Int64? = nil, summaryJSON: String? = nil) {
+        self.compareSessionId = compareSessionId
+        self.summaryJSON = summaryJSON
         self.id = id
         self.runId = runId
         self.policyA = policyA

@@ -1,6 +1,7 @@
 import Datasets
 import Foundation
 import Tokenizers
+import Store
 import Yams
 
 /// What a kind that writes files gets: its settings (paths resolved) and its output directory.
@@ -13,6 +14,12 @@ public struct WriteContext {
     public var models: [String: StartingModel] = [:]
     /// Shows a line of progress.
     public var note: (String) -> Void = { _ in }
+    /// The references of `models` as the recipe wrote them (`stage:sft`).
+    public var modelReferences: [String: String] = [:]
+    /// The run's store and id, and the stage's id in the recipe (a comparison stores its verdicts there).
+    public var store: RunStore?
+    public var runId: Int64?
+    public var stageName = ""
 }
 
 /// Settings of a `tokenizer` stage.

@@ -1,0 +1,156 @@
+import Evaluation
+import Foundation
+import Store
+import Yams
+
+/// Settings of a `compare` stage: the policies (a list of model references), their judges and
+/// the prompts, the baselines, and `rein compare`'s sampling options.
+public struct CompareStageConfig: Codable, Equatable, Sendable {
+    public var prompts: String?
+    public var judges: [String] = []
+    /// `best_of_n`, `best_of_n:N`, `in_context`, `in_context:K`.
+    public var baselines: [String] = []
+    /// Solved examples for in_context (default: the prompts file).
+    public var examples: String?
+    public var forgetting: String?
+    public var options = CompareOptions()
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case prompts, judges, baselines, examples, forgetting
+    }
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        prompts = try c.decodeIfPresent(String.self, forKey: .prompts)
+        judges = try c.decodeIfPresent([String].self, forKey: .judges) ?? []
+        baselines = try c.decodeIfPresent([String].self, forKey: .baselines) ?? []
+        examples = try c.decodeIfPresent(String.self, forKey: .examples)
+        forgetting = try c.decodeIfPresent(String.self, forKey: .forgetting)
+        options = try CompareOptions(from: decoder)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encodeIfPresent(prompts, forKey: .prompts)
+        try c.encode(judges, forKey: .judges)
+        try c.encode(baselines, forKey: .baselines)
+        try c.encodeIfPresent(examples, forKey: .examples)
+        try c.encodeIfPresent(forgetting, forKey: .forgetting)
+        try options.encode(to: encoder)
+    }
+}
+
+extension StageKinds {
+    /// The file a compare stage writes: its summary (also in the store).
+    public static let compareFiles = ["comparison.json"]
+
+    static let compare = StageKindDefinition(
+        kind: .compare, implemented: true,
+        keys: [
+            KeySpec("prompts", .file, required: "required (a .jsonl file of prompts)"),
+            KeySpec("judges", .strings, required: "required (reward_model, synthetic_task, exact_match, vader, ...)"),
+            KeySpec("baselines", .strings),
+            KeySpec("examples", .file),
+            KeySpec("forgetting", .file),
+            KeySpec("samples_per_prompt", .integer(.atLeast(1))),
+            KeySpec("temperature", .number(.above(0))),
+            KeySpec("top_k", .integer(.atLeast(0))),
+            KeySpec("top_p", .number(.closed(0, 1))),
+            KeySpec("response_length", .integer(.atLeast(1))),
+            KeySpec("max_prompts", .integer(.atLeast(1))),
+            KeySpec("bootstrap", .integer(.atLeast(100))),
+            KeySpec("generation_batch_size", .integer(.atLeast(1))),
+            KeySpec("gold", .string),
+            KeySpec("seed", .integer(.atLeast(0))),
+        ],
+        roles: [
+            ModelRole(key: "policies", purpose: "the policies to compare", required: true,
+                      accepts: [.pretrain, .sft, .dpo, .ppo, .rloo, .grpo], isList: true),
+            ModelRole(key: "reward_model", purpose: "the reward_model judge and best-of-n's picker", required: false,
+                      accepts: [.reward], needsScoreHead: true),
+            ModelRole(key: "ref_model", purpose: "the policy KL is measured against and baselines sample", required: false,
+                      accepts: [.pretrain, .sft, .dpo, .ppo, .rloo, .grpo]),
+        ],
+        producesModel: false, files: compareFiles, unit: "responses",
+        decode: { .compare(try YAMLDecoder().decode(CompareStageConfig.self, from: $0)) },
+        validate: { settings in
+            guard case .compare(let config) = settings else { return [] }
+            var problems: [(key: String, message: String)] = []
+            for judge in config.judges {
+                let name = String(judge.prefix { $0 != ":" })
+                if !CompareEngine.judgeNames.contains(name) {
+                    let hint = Suggestions.nearest(to: name, in: CompareEngine.judgeNames).map { " (did you mean '\($0)'?)" } ?? ""
+                    problems.append(("judges", "unknown judge '\(name)'\(hint); expected one of \(CompareEngine.judgeNames.joined(separator: ", "))"))
+                }
+            }
+            if config.judges.isEmpty { problems.append(("judges", "give at least one judge")) }
+            for baseline in config.baselines {
+                let name = String(baseline.prefix { $0 != ":" })
+                if !["best_of_n", "in_context"].contains(name) {
+                    problems.append(("baselines", "unknown baseline '\(baseline)'; expected best_of_n[:N] or in_context[:K]"))
+                }
+            }
+            return problems
+        },
+        write: { try runComparison($0) })
+
+    /// Runs the stage's comparison into the run's store and writes `comparison.json`.
+    static func runComparison(_ c: WriteContext) throws -> [String: Double] {
+        guard case .compare(let config) = c.settings else { throw RunnerError("compare: wrong settings") }
+        guard let store = c.store, let runId = c.runId else { throw RunnerError("compare: needs the run's store") }
+        guard let promptsPath = try config.prompts.map(c.resolve) else { throw RunnerError("compare: prompts: required") }
+        let stageRows = try store.stages(runId: runId)
+        var policies: [ComparePolicySpec] = []
+        var k = 0
+        while let start = c.models["policies.\(k)"] {
+            guard case .load(let path) = start else { throw RunnerError("compare: policies[\(k)]: not a model directory or file") }
+            let reference = c.modelReferences["policies.\(k)"] ?? path
+            var spec = ComparePolicySpec(name: "", spec: reference, modelPath: path)
+            if reference.hasPrefix("stage:") {
+                let key = String(reference.dropFirst(6))
+                spec.name = key
+                if let row = stageRows.last(where: { $0.stageKey == key }) { spec.stageId = row.reusedStageId ?? row.id }
+            } else {
+                spec = (try ComparePolicies.resolve(path, stages: nil, reference: nil).first) ?? spec
+                spec.spec = reference
+            }
+            policies.append(spec)
+            k += 1
+        }
+        func path(_ role: String) -> String? {
+            if case .load(let p)? = c.models[role] { return p }
+            return nil
+        }
+        let referencePath = path("ref_model") ?? policies.first?.modelPath
+        policies += try ComparePolicies.resolve(config.baselines, stages: nil, reference: referencePath)
+        let request = CompareRequest(
+            name: c.stageName, runId: runId, policies: policies, judges: config.judges, prompts: promptsPath,
+            promptsLabel: config.prompts ?? promptsPath, rewardModel: path("reward_model"), reference: referencePath,
+            inContextExamples: try config.examples.map(c.resolve), forgetting: try config.forgetting.map(c.resolve),
+            options: config.options)
+        let engine = CompareEngine(store: store, request: request)
+        var last: [String: Date] = [:]
+        engine.progress = { label, done, total in
+            let now = Date()
+            if done == total || now.timeIntervalSince(last[label] ?? .distantPast) > 10 {
+                last[label] = now
+                c.note("compare: \(label) \(done)/\(total)")
+            }
+        }
+        engine.note = { c.note("compare: \($0)") }
+        let summary: CompareSummary
+        do { summary = try engine.run() } catch let error as CompareError { throw RunnerError(error.description) }
+        for line in summary.textLines() { c.note(line) }
+        try FileManager.default.createDirectory(at: c.output, withIntermediateDirectories: true)
+        try Data(Recipe.canonicalJSON(summary).utf8).write(to: c.output.appendingPathComponent("comparison.json"), options: .atomic)
+        var facts: [String: Double] = ["compare/session": Double(summary.sessionId), "compare/prompts": Double(summary.promptCount)]
+        for judge in summary.judges {
+            for score in judge.scores { if let mean = score.mean { facts["compare/\(judge.name)/\(score.policy)"] = mean } }
+            facts["compare/\(judge.name)/failures"] = Double(judge.failures)
+        }
+        for policy in summary.policies { if let kl = policy.kl { facts["compare/kl/\(policy.name)"] = kl } }
+        return facts
+    }
+}
