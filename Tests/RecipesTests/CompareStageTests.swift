@@ -102,7 +102,7 @@ private func run(_ text: String, in dir: URL) throws -> RunReport {
     @Test func verdictsFollowTheJudgesAndTheStoreHoldsEveryItem() throws {
         let dir = try compareInputs()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let report = try run(compareRecipe(judges: "[length, reward_model, \"pairwise_command:./longer.sh\", \"pairwise_command:./first.sh\"]"), in: dir)
+        let report = try run(compareRecipe(judges: "[length, reward_model, \"pairwise_command:\(dir.path)/longer.sh\", \"pairwise_command:\(dir.path)/first.sh\"]"), in: dir)
         #expect(report.status == .completed)
         let store = try RunStore(path: dir.appendingPathComponent("runs/cmp.sqlite").path)
         let session = try #require(try store.compareSessions().first)
@@ -153,15 +153,15 @@ private func run(_ text: String, in dir: URL) throws -> RunReport {
 
         // The longer-response command judge, both orders: the verdict is the longer one, and the
         // two orders always agree, so the first-shown share is one half of decisive verdicts.
-        let longer = verdicts.filter { $0.judge == "pairwise_command:./longer.sh" }
+        let longer = verdicts.filter { $0.judge == "pairwise_command:\(dir.path)/longer.sh" }
         #expect(longer.count == 3 * N * S)
         for v in longer {
             #expect(v.forward == v.swapped, "\(v)")
         }
         // Always "first shown": the orders always disagree, so every item is a tie.
-        let first = verdicts.filter { $0.judge == "pairwise_command:./first.sh" }
+        let first = verdicts.filter { $0.judge == "pairwise_command:\(dir.path)/first.sh" }
         #expect(first.count == 3 * N * S && first.allSatisfy { $0.verdict == "tie" && $0.forward == "a" && $0.swapped == "b" })
-        let firstSummary = try #require(summary.judges.first { $0.name == "pairwise_command:./first.sh" })
+        let firstSummary = try #require(summary.judges.first { $0.name == "pairwise_command:\(dir.path)/first.sh" })
         #expect(firstSummary.pairs.allSatisfy { $0.positionBias == 1 && $0.ties == N * S && $0.wins == 0 && $0.losses == 0 })
 
         // One comparison row per judge and pair, with the tallies of the verdict rows.
@@ -187,7 +187,7 @@ private func run(_ text: String, in dir: URL) throws -> RunReport {
         #expect(!generations.isEmpty)
 
         // Other judges: the stage reruns (its settings changed) but samples nothing new.
-        _ = try run(compareRecipe(judges: "[length, \"pairwise_command:./garbage.sh\", \"pairwise_command:./crash.sh\"]"), in: dir)
+        _ = try run(compareRecipe(judges: "[length, \"pairwise_command:\(dir.path)/garbage.sh\", \"pairwise_command:\(dir.path)/crash.sh\"]"), in: dir)
         let again = try store.dbPool.read { db in try CompareGeneration.fetchAll(db) }
         #expect(again == generations)
         let session = try #require(try store.compareSessions().first)
@@ -195,14 +195,14 @@ private func run(_ text: String, in dir: URL) throws -> RunReport {
         let verdicts = try store.compareVerdicts(sessionId: session.id!)
         // Garbage on every fourth line: the items whose swapped order fell on one fail; the rest are
         // "A" both ways, i.e. disagreeing orders, a tie. Never a win.
-        let garbage = verdicts.filter { $0.judge == "pairwise_command:./garbage.sh" }
+        let garbage = verdicts.filter { $0.judge == "pairwise_command:\(dir.path)/garbage.sh" }
         #expect(garbage.contains { $0.verdict == "failed" } && garbage.contains { $0.verdict == "tie" })
         #expect(!garbage.contains { $0.verdict == "a" || $0.verdict == "b" })
         #expect(garbage.filter { $0.verdict == "failed" }.allSatisfy { ($0.error ?? "").contains("not a verdict") })
         // A crash fails every item, with its stderr in the reason.
-        let crash = verdicts.filter { $0.judge == "pairwise_command:./crash.sh" }
+        let crash = verdicts.filter { $0.judge == "pairwise_command:\(dir.path)/crash.sh" }
         #expect(!crash.isEmpty && crash.allSatisfy { $0.verdict == "failed" && ($0.error ?? "").contains("out of memory") })
-        let crashSummary = try #require(summary.judges.first { $0.name == "pairwise_command:./crash.sh" })
+        let crashSummary = try #require(summary.judges.first { $0.name == "pairwise_command:\(dir.path)/crash.sh" })
         #expect(crashSummary.failures == crash.count)
         #expect(crashSummary.pairs.allSatisfy { $0.n == 0 && $0.wins == 0 && $0.winRate == nil })
         #expect(crashSummary.firstFailure?.contains("exited with status 3") == true)

@@ -43,7 +43,7 @@ private func kindsFixture() throws -> URL {
     #expect(lines.contains { $0.hasPrefix("r.yaml:15: stages.dpo.ref_model: 'stage:rm' is a reward stage; ref_model (the frozen reference policy) must be") },
             "\(lines)")
     #expect(lines.contains("r.yaml:17: stages.dpo.cliprange: `cliprange` is a ppo key; this stage is dpo"), "\(lines)")
-    #expect(lines.contains("r.yaml:18: stages.dpo.reward_model: `reward_model` is a ppo/rloo/grpo key; this stage is dpo"), "\(lines)")
+    #expect(lines.contains("r.yaml:18: stages.dpo.reward_model: `reward_model` is a ppo/rloo/grpo/compare key; this stage is dpo"), "\(lines)")
     #expect(error.problems.count == 4, "\(lines)")
 }
 

@@ -26,7 +26,7 @@ func removeStore(_ path: String) {
         let tables = try store.dbPool.read { db in
             try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name != 'grdb_migrations' ORDER BY name")
         }
-        #expect(tables == ["checkpoint", "comparison", "metric", "rating", "ratingAssignment", "ratingItem", "ratingTask", "rollout", "run", "stage"])
+        #expect(tables == ["checkpoint", "compareGeneration", "comparePolicy", "compareSession", "compareVerdict", "comparison", "metric", "rating", "ratingAssignment", "ratingItem", "ratingTask", "rollout", "run", "stage"])
         let journal = try store.dbPool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
         #expect(journal == "wal")
         _ = try store.createRun(name: "first", recipe: "name: first", seed: 1)

@@ -189,6 +189,9 @@ public final class CompareEngine {
             throw CompareError("compare: two policies are called '\(dup)'; give them different names")
         }
         guard !request.judges.isEmpty else { throw CompareError("compare: no judges (give reward_model, synthetic_task, exact_match, ...)") }
+        if let gold = o.gold, !request.judges.contains(gold) {
+            throw CompareError("gold: '\(gold)' is not one of the judges (\(request.judges.joined(separator: ", ")))")
+        }
 
         // Prompts and judges first: a bad file or judge fails before any sampling.
         var records = try readRecords(request.prompts, label: request.promptsLabel)
@@ -474,9 +477,18 @@ public final class CompareEngine {
         // 4. The frontier: gold score against KL, for the policies and their stages' evaluations.
         let frontier = try frontierPoints(judges: judgeSummaries, policies: policySummaries)
 
+        // Side by side: the first prompts, each policy's first response with the gold judge's score.
+        let goldName = goldJudgeName(judgeSummaries)
+        let samples = (0..<min(N, Self.sampleCount)).map { i in
+            CompareSummary.SampleSummary(prompt: JudgeItem(prompt: sourcePrompts[i], response: "").promptText,
+                                         responses: (0..<P).map { p in
+                CompareSummary.SampleResponse(policy: request.policies[p].name, text: responses[p][i][0].text,
+                                              score: goldName.flatMap { scoreTables[$0]?[p][i][0] })
+            })
+        }
         let summary = CompareSummary(sessionId: sessionId, name: request.name, seed: o.seed, options: o,
                                      prompts: request.promptsLabel, promptCount: N, policies: policySummaries,
-                                     judges: judgeSummaries, frontier: frontier)
+                                     judges: judgeSummaries, frontier: frontier, samples: samples)
         var tallies: [Comparison] = []
         for judge in judgeSummaries {
             for pair in judge.pairs {
@@ -724,13 +736,23 @@ public final class CompareEngine {
         responses.map { $0.map { Double($0.ids.count) } }
     }
 
+    /// Prompts shown side by side in the summary and the report.
+    static let sampleCount = 12
+
+    /// The judge on the frontier's y axis: `gold`, else the first score judge that is not the
+    /// reward model, else the first score judge.
+    func goldJudgeName(_ judges: [CompareSummary.JudgeSummary]) -> String? {
+        let scoreJudges = judges.filter { $0.kind == "score" }
+        return (request.options.gold.flatMap { g in scoreJudges.first { $0.name == g } }
+                ?? scoreJudges.first { $0.name != "reward_model" } ?? scoreJudges.first)?.name
+    }
+
     /// The gold judge's mean score against KL: one point per compared policy (with a KL) and one
     /// per evaluation of each policy's training stage (`eval/kl` with `eval/judge_score`, or
     /// `eval/score` when the stage's own judge is the gold one).
     func frontierPoints(judges: [CompareSummary.JudgeSummary], policies: [CompareSummary.PolicySummary]) throws -> [CompareSummary.FrontierPointSummary] {
         let scoreJudges = judges.filter { $0.kind == "score" }
-        guard let gold = request.options.gold.flatMap({ g in scoreJudges.first { $0.name == g } })
-                ?? scoreJudges.first(where: { $0.name != "reward_model" }) ?? scoreJudges.first else { return [] }
+        guard let goldName = goldJudgeName(judges), let gold = scoreJudges.first(where: { $0.name == goldName }) else { return [] }
         let proxy = scoreJudges.first { $0.name == "reward_model" && $0.name != gold.name }
         var points: [CompareSummary.FrontierPointSummary] = []
         for (p, policy) in policies.enumerated() {

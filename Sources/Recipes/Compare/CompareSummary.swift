@@ -13,6 +13,19 @@ public struct CompareSummary: Codable, Sendable, Equatable {
     public var judges: [JudgeSummary]
     /// Reward against KL over the compared policies and their stages' evaluations.
     public var frontier: [FrontierPointSummary]
+    /// The first prompts with each policy's first response and its gold-judge score, side by side.
+    public var samples: [SampleSummary]
+
+    public struct SampleSummary: Codable, Sendable, Equatable {
+        public var prompt: String
+        public var responses: [SampleResponse]
+    }
+
+    public struct SampleResponse: Codable, Sendable, Equatable {
+        public var policy: String
+        public var text: String
+        public var score: Double?
+    }
 
     public struct PolicySummary: Codable, Sendable, Equatable {
         public var name: String
