@@ -130,6 +130,11 @@ enum ChartParts {
                           children: [SVGElement("title", text: title), heading] + children)
     }
 
+    /// The left margin that fits the widest label of `ticks` and the turned axis name beside it.
+    static func leftMargin(_ ticks: Ticks) -> Double {
+        max(56, (ticks.values.map { textWidth(ticks.label($0)) }.max() ?? 0) + 34)
+    }
+
     /// A horizontal axis at the plot's bottom: grid lines, tick marks and labels, and its name.
     static func xAxis(_ scale: LinearScale, _ ticks: Ticks, frame: ChartFrame, label: String, percent: Bool = false,
                       grid: Bool = true) -> [SVGElement] {
@@ -231,16 +236,16 @@ struct LineChart: Sendable {
         typealias P = ChartParts
         let drawn = series.map { s in (name: s.name, points: Self.reduced(s.points.filter { $0.x.isFinite && $0.y.isFinite }, to: maxPoints)) }
         let legendItems = series.count > 1 ? drawn.enumerated().map { P.LegendItem(name: $1.name, color: Palette.color($0), line: true) } : []
-        let left = 62.0
+        let all = drawn.flatMap { $0.points.map(\.point) }
+        let xs = all.map(\.x), ys = all.map(\.y)
+        let yTicks = Ticks(low: ys.min() ?? 0, high: ys.max() ?? 1, count: 5)
+        let left = P.leftMargin(yTicks)
         let legend = P.legend(legendItems, x: left, y: 30, width: width - left - 16)
         let frame = ChartFrame(width: width, height: height + legend.height, left: left, right: 16, top: 30 + legend.height + 4, bottom: 42)
-        let all = drawn.flatMap { $0.points.map(\.point) }
         guard !all.isEmpty else {
             return P.root(kind: "line", title: title, frame: frame, children: legend.parts + [P.empty(frame, "no finite values")])
         }
-        let xs = all.map(\.x), ys = all.map(\.y)
         let xTicks = Ticks(low: xs.min()!, high: xs.max()!, count: 6, extend: xs.min()! == xs.max()!)
-        let yTicks = Ticks(low: ys.min()!, high: ys.max()!, count: 5)
         let x = LinearScale(domain: (xTicks.low, xTicks.high), range: (frame.plotLeft, frame.plotRight))
         let y = LinearScale(domain: (yTicks.low, yTicks.high), range: (frame.plotBottom, frame.plotTop))
         var parts = legend.parts + P.yAxis(y, yTicks, frame: frame, label: yLabel) + P.xAxis(x, xTicks, frame: frame, label: xLabel)
@@ -410,17 +415,17 @@ struct ScatterChart: Sendable {
         typealias P = ChartParts
         var seriesNames: [String] = []
         for p in points where !seriesNames.contains(p.series) { seriesNames.append(p.series) }
-        let left = 62.0
+        let drawn = points.filter { $0.x.isFinite && $0.y.isFinite }
+        let yTicks = Ticks(low: drawn.map(\.y).min() ?? 0, high: drawn.map(\.y).max() ?? 1, count: 5)
+        let left = P.leftMargin(yTicks)
         let items = seriesNames.enumerated().map { P.LegendItem(name: $1, color: Palette.color($0)) }
             + [P.LegendItem(name: highlightName, color: "#222", line: true)]
         let legend = P.legend(items, x: left, y: 30, width: width - left - 16)
         let frame = ChartFrame(width: width, height: height + legend.height, left: left, right: 24, top: 30 + legend.height + 4, bottom: 42)
-        let drawn = points.filter { $0.x.isFinite && $0.y.isFinite }
         guard !drawn.isEmpty else {
             return P.root(kind: "scatter", title: title, frame: frame, children: legend.parts + [P.empty(frame, "no finite points")])
         }
         let xTicks = Ticks(low: drawn.map(\.x).min()!, high: drawn.map(\.x).max()!, count: 6)
-        let yTicks = Ticks(low: drawn.map(\.y).min()!, high: drawn.map(\.y).max()!, count: 5)
         let x = LinearScale(domain: (xTicks.low, xTicks.high), range: (frame.plotLeft, frame.plotRight))
         let y = LinearScale(domain: (yTicks.low, yTicks.high), range: (frame.plotBottom, frame.plotTop))
         var parts = legend.parts + P.yAxis(y, yTicks, frame: frame, label: yLabel) + P.xAxis(x, xTicks, frame: frame, label: xLabel)

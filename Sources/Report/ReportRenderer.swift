@@ -349,7 +349,7 @@ struct ComparisonModel {
                                       LineChart.Series(name: name, points: data.frontier.filter { $0.series == name && $0.kl >= 0 }
                                           .compactMap { p in p[keyPath: value].map { ChartPoint(x: p.kl.squareRoot(), y: $0) } }
                                           .sorted { $0.x < $1.x })
-                                  }).svg().render()
+                                  }.filter { !$0.points.isEmpty }).svg().render()
                 }
                 charts.append(try line(\.goldValue, "gold"))
                 charts.append(try line(\.proxy, "proxy"))

@@ -147,6 +147,7 @@ enum Templates {
             thead th { border-bottom: 1px solid #999; background: #f6f6f6; }
             .facts th { background: none; color: #555; font-weight: normal; }
             td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+            td.num { white-space: nowrap; }
             td.metrics { color: #333; max-width: 640px; }
             .status-failed { color: #b00020; } .status-running, .status-interrupted { color: #8a5a00; }
             .charts { display: flex; flex-wrap: wrap; gap: 12px 20px; }
