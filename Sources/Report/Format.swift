@@ -53,7 +53,7 @@ enum Format {
     static func tick(_ x: Double, step: Double) -> String {
         guard x.isFinite, step.isFinite, step > 0 else { return number(x) }
         // Tiny or huge ticks in the compact scientific form: 0.000105 would crowd the axis.
-        if abs(x) >= 1e6 || step < 1e-3 { return number(x) }
+        if abs(x) >= 1e6 || step < 1e-4 { return number(x) }
         // Steps are 1, 2 or 5 times a power of ten: 10^k needs max(0, -k) decimals.
         let decimals = max(0, -Int((log10(step) + 1e-9).rounded(.down)))
         let text = String(format: "%.\(min(decimals, 8))f", x)

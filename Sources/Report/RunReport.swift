@@ -55,20 +55,19 @@ struct RunReport: Sendable {
         }
     }
 
-    /// The charts of a stage: metrics grouped by their last path component (`train/loss` and
-    /// `eval/loss` share the `loss` chart), loss, reward, score and KL first; only metrics with at
-    /// least two steps are drawn.
+    /// The charts of a stage: a metric and its training or evaluation twin share one (`train/loss`
+    /// and `eval/loss` the `loss` chart; `train/rewards/margins` and `eval/rewards/margins` theirs),
+    /// loss, reward, score and KL first; only metrics with at least two steps are drawn.
     static func chartGroups(_ series: [String: [ChartPoint]]) -> [(name: String, metrics: [String])] {
         var groups: [String: [String]] = [:]
         for (name, points) in series where points.count >= 2 {
-            let key = name.split(separator: "/").last.map(String.init) ?? name
-            groups[key, default: []].append(name)
+            var key = Substring(name)
+            for prefix in ["train/", "eval/"] where key.hasPrefix(prefix) && key.count > prefix.count { key = key.dropFirst(prefix.count) }
+            groups[String(key), default: []].append(name)
         }
         let first = ["loss", "reward", "score", "judge_score", "kl"]
-        return groups.keys.sorted { a, b in
-            let ia = first.firstIndex(of: a) ?? first.count, ib = first.firstIndex(of: b) ?? first.count
-            return ia == ib ? a < b : ia < ib
-        }.map { key in
+        let rank = { (key: String) in first.firstIndex(of: key.split(separator: "/").last.map(String.init) ?? key) ?? first.count }
+        return groups.keys.sorted { a, b in rank(a) == rank(b) ? a < b : rank(a) < rank(b) }.map { key in
             // Training series before evaluation ones, so `train/loss` keeps the first colour.
             (name: key, metrics: groups[key]!.sorted { ($0.hasPrefix("eval/") ? 1 : 0, $0) < ($1.hasPrefix("eval/") ? 1 : 0, $1) })
         }

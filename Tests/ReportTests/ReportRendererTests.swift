@@ -9,7 +9,7 @@ import Store
 /// The markup that would make a page fetch something or run code.
 private let fetchingMarkup = ["<script", "<link", "<img", "<iframe", "src=", "url(", "@import", "http://", "https://"]
 
-@Suite struct RunReportTests {
+@Suite struct RunPageTests {
     @Test func runReportIsSelfContainedAndEscaped() throws {
         let tiny = try TinyRun()
         let html = try ReportRenderer.render(runId: tiny.run.id!, store: tiny.store)
