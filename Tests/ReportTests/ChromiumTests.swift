@@ -174,6 +174,8 @@ let screenshotDirectory = FileManager.default.temporaryDirectory.appendingPathCo
         let data = try comparisonFixture()
         let scratch = try TemporaryDirectory()
         let layout = try renderedLayout(of: try ReportRenderer.render(comparison: data, store: nil), in: scratch.url)
+        #expect(layout.scrollWidth <= 1280, "the page is \(layout.scrollWidth) px wide")
+        for chart in layout.charts { #expect(chart.width > 100 && chart.height > 50, "\(chart.title) drawn \(chart.width)x\(chart.height)") }
         for judge in Set(data.pairs.map(\.judge)) {
             let pairs = data.pairs.filter { $0.judge == judge }
             let bars = layout.marks.filter { $0.cls == "mark bar" && $0.data["judge"] == judge }
