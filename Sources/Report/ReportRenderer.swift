@@ -27,7 +27,8 @@ public enum ReportRenderer {
                 }
             }
         } else if !comparison.runIds.isEmpty {
-            notes.append("Runs \(comparison.runIds.map { String($0) }.joined(separator: ", ")) are left out: no store was given.")
+            let ids = comparison.runIds.map { String($0) }.joined(separator: ", ")
+            notes.append((comparison.runIds.count == 1 ? "Run \(ids) is" : "Runs \(ids) are") + " left out: no store was given.")
         }
         let page = PageModel(title: comparison.title, subtitle: ["Rein comparison report · \(Format.date(comparison.createdAt))"],
                              comparisons: [try ComparisonModel(comparison)], runs: runs, notes: notes)

@@ -91,7 +91,7 @@ private let fetchingMarkup = ["<script", "<link", "<img", "<iframe", "src=", "ur
         let html = try ReportRenderer.render(comparison: data, store: nil)
         for markup in fetchingMarkup { #expect(!html.contains(markup), "the report contains \(markup)") }
         #expect(html.contains("<title>SFT against PPO &lt;b&gt;&amp;&lt;/b&gt; &quot;best-of-4&quot;</title>"))
-        #expect(html.contains("Runs 1 are left out: no store was given."))
+        #expect(html.contains("Run 1 is left out: no store was given."))
 
         let bars = startTags(html, tag: "rect", containing: "class=\"mark bar\"").filter { $0["data-judge"] != nil }
         #expect(bars.count == data.pairs.count)
