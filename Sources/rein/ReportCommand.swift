@@ -47,8 +47,8 @@ struct ReportCommand: ParsableCommand {
     /// `path` as a file URL, after checking that its directory exists and that it is no directory.
     static func checkedOutput(_ path: String) throws -> URL {
         let url = URL(fileURLWithPath: path)
-        let parent = (path as NSString).deletingLastPathComponent
-        let directory = parent.isEmpty ? "." : parent
+        // The directory as the user wrote it (NSString.deletingLastPathComponent traps on "." on Linux).
+        let directory = path.lastIndex(of: "/").map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
             throw CLIError("-o \(path): the directory \(directory) does not exist (create it, or write elsewhere)")
