@@ -29,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         .systemLibrary(
@@ -60,6 +61,7 @@ let package = Package(
         .target(name: "Training", dependencies: ["TensorCore", "Optimizers"]),
         .target(name: "Alignment", dependencies: ["Datasets", "NN", "Optimizers", "TensorCore", "Training"]),
         .target(name: "Store", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "Report", dependencies: ["Store", .product(name: "Mustache", package: "swift-mustache")]),
         .target(name: "Recipes", dependencies: [
             "Alignment", "Checkpoints", "Datasets", "Evaluation", "NN", "Store", "TensorCore", "Tokenizers", "Training",
             .product(name: "Yams", package: "Yams"),
@@ -73,6 +75,7 @@ let package = Package(
                 "TensorCore", "Optimizers", "Tokenizers", "NN", "Generation", "Checkpoints", "Datasets", "Training", "Alignment", "Store",
                 "Recipes",
                 "Evaluation",
+                "Report",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -84,6 +87,7 @@ let package = Package(
         .testTarget(name: "AlignmentTests", dependencies: ["Alignment", "Checkpoints", "Generation", "NN", "TensorCore", "Datasets", "Tokenizers", "Training", "Store", "Recipes"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "NN", "Optimizers", "TensorCore"]),
         .testTarget(name: "GenerationTests", dependencies: ["Generation", "NN", "TensorCore"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "Store"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "RecipesTests", dependencies: ["Recipes", "Alignment", "Store", "Training", "TensorCore", .product(name: "Yams", package: "Yams"), .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "NN", "TensorCore", "Tokenizers", "Generation"]),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system libraries Rein links (OpenBLAS, SQLite headers) on Debian/Ubuntu, and any
-# further Debian packages named as arguments (CI: `scripts/setup.sh tmux` for the rating-screen tests).
+# further Debian packages named as arguments (CI: `scripts/setup.sh tmux chromium` for the rating-screen
+# and HTML-report tests).
 # A machine that has never run `apt-get update` has no package lists, so `apt-get install` alone
 # finds nothing: the lists are fetched first when a package is missing. Run as root (or with sudo).
 set -euo pipefail
