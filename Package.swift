@@ -63,7 +63,7 @@ let package = Package(
         .target(name: "Store", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "Report", dependencies: ["Store", .product(name: "Mustache", package: "swift-mustache")]),
         .target(name: "Recipes", dependencies: [
-            "Alignment", "Checkpoints", "Datasets", "Evaluation", "NN", "Store", "TensorCore", "Tokenizers", "Training",
+            "Alignment", "Checkpoints", "Datasets", "Evaluation", "NN", "Report", "Store", "TensorCore", "Tokenizers", "Training",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Recipes
 import Report
 import Store
 import TensorCore
@@ -34,6 +35,10 @@ struct ReportCommand: ParsableCommand {
     func run() throws {
         let url = try Self.checkedOutput(output)
         let opened = try stores.open()
+        if runReference.hasPrefix("comparison:") {
+            try comparisonReport(String(runReference.dropFirst(11)), opened: opened, url: url)
+            return
+        }
         let info = try resolveRun(runReference, in: opened)
         guard let store = opened.first(where: { $0.path == info.storePath })?.store, let id = info.run.id else {
             throw CLIError("run '\(runReference)' vanished from \(info.storePath) while it was read")
@@ -42,6 +47,32 @@ struct ReportCommand: ParsableCommand {
         try Self.write(html, to: url)
         Terminal.write("wrote \(output): run \(id) (\(info.run.name)), \(count(info.stages.count, "stage")), "
                        + "\(count(html.components(separatedBy: "<svg ").count - 1, "chart")), \(html.utf8.count / 1024) KiB\n")
+    }
+
+    /// `rein report comparison:ID`: a stored comparison's page.
+    func comparisonReport(_ idText: String, opened: [OpenedStore], url: URL) throws {
+        guard let id = Int64(idText) else { throw CLIError("comparison:\(idText): expected comparison:ID with a number (rein report lists none; see the compareSession table)") }
+        var found: [(OpenedStore, CompareSession)] = []
+        for store in opened { if let session = try store.store.compareSession(id) { found.append((store, session)) } }
+        guard found.count == 1, let (store, session) = found.first else {
+            if found.isEmpty {
+                let known = try opened.flatMap { try $0.store.compareSessions().prefix(10).map { "  \($0.id ?? 0)  \($0.name)  \($0.status)" } }
+                throw CLIError((["no comparison \(id) in \(opened.map(\.path).joined(separator: ", "))" + (known.isEmpty ? " (it holds none)" : "; the comparisons there:")] + known)
+                    .joined(separator: "\n"))
+            }
+            throw CLIError("comparison \(id) is in more than one store (\(found.map(\.0.path).joined(separator: ", "))); pass --store FILE")
+        }
+        guard let json = session.summaryJSON, session.status == "completed" else {
+            throw CLIError("comparison \(id) is \(session.status); only a completed comparison has a report")
+        }
+        let summary: CompareSummary
+        do { summary = try JSONDecoder().decode(CompareSummary.self, from: Data(json.utf8)) } catch {
+            throw CLIError("comparison \(id): its stored summary does not decode (\(error)); run the comparison again")
+        }
+        let html = try ReportRenderer.render(comparison: ComparisonReportData(summary: summary, session: session), store: store.store)
+        try Self.write(html, to: url)
+        Terminal.write("wrote \(output): comparison \(id) (\(session.name)), \(count(summary.policies.count, "policy")), "
+                       + "\(count(summary.judges.count, "judge")), \(html.utf8.count / 1024) KiB\n")
     }
 
     /// `path` as a file URL, after checking that its directory exists and that it is no directory.

@@ -1,5 +1,6 @@
 import Evaluation
 import Foundation
+import Report
 import Store
 import Yams
 
@@ -44,7 +45,7 @@ public struct CompareStageConfig: Codable, Equatable, Sendable {
 
 extension StageKinds {
     /// The file a compare stage writes: its summary (also in the store).
-    public static let compareFiles = ["comparison.json"]
+    public static let compareFiles = ["comparison.json", "report.html"]
 
     static let compare = StageKindDefinition(
         kind: .compare, implemented: true,
@@ -145,6 +146,11 @@ extension StageKinds {
         for line in summary.textLines() { c.note(line) }
         try FileManager.default.createDirectory(at: c.output, withIntermediateDirectories: true)
         try Data(Recipe.canonicalJSON(summary).utf8).write(to: c.output.appendingPathComponent("comparison.json"), options: .atomic)
+        if let session = try store.compareSession(summary.sessionId) {
+            let html = try ReportRenderer.render(comparison: ComparisonReportData(summary: summary, session: session), store: store)
+            try Data(html.utf8).write(to: c.output.appendingPathComponent("report.html"), options: .atomic)
+            c.note("compare: wrote \(c.output.appendingPathComponent("report.html").path)")
+        }
         var facts: [String: Double] = ["compare/session": Double(summary.sessionId), "compare/prompts": Double(summary.promptCount)]
         for judge in summary.judges {
             for score in judge.scores { if let mean = score.mean { facts["compare/\(judge.name)/\(score.policy)"] = mean } }
