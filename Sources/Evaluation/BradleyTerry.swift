@@ -81,8 +81,9 @@ public struct BradleyTerryRanking: Codable, Sendable, Equatable {
             anchorIndex = i
         }
         let K = policies.count
-        // Counted battles as (first, second, first's score); per-policy records.
-        var first: [Int] = [], second: [Int] = [], score: [Double] = []
+        // Each counted battle as a cell of the outcome table, (a * K + b) * 3 + (0: a won, 1: b won, 2: tie), so
+        // a bootstrap resample is a histogram of cells; and the per-policy records.
+        var cells: [Int] = []
         var wins = [Int](repeating: 0, count: K), losses = wins, ties = wins
         var failures = 0
         for (k, battle) in battles.enumerated() {
@@ -91,22 +92,22 @@ public struct BradleyTerryRanking: Codable, Sendable, Equatable {
                 throw EvaluationError("Bradley-Terry: battle \(k + 1): policy \(String(reflecting: missing)) is not one of the policies (\(policies.joined(separator: ", ")))")
             }
             guard i != j else { throw EvaluationError("Bradley-Terry: battle \(k + 1): \(String(reflecting: battle.a)) against itself") }
-            let s: Double
+            let outcome: Int
             switch battle.verdict {
-            case .a: s = 1; wins[i] += 1; losses[j] += 1
-            case .b: s = 0; wins[j] += 1; losses[i] += 1
-            case .tie: s = 0.5; ties[i] += 1; ties[j] += 1
+            case .a: outcome = 0; wins[i] += 1; losses[j] += 1
+            case .b: outcome = 1; wins[j] += 1; losses[i] += 1
+            case .tie: outcome = 2; ties[i] += 1; ties[j] += 1
             case .failed: failures += 1; continue
             }
-            first.append(i); second.append(j); score.append(s)
+            cells.append((i * K + j) * 3 + outcome)
         }
-        let m = first.count
+        let m = cells.count
         guard m > 0 else { throw EvaluationError("Bradley-Terry: no counted battles (\(failures) judge failures)") }
 
         let solver = BradleyTerrySolver(K: K, l2: l2)
-        var scores = [Double](repeating: 0, count: K * K), counts = scores
-        for t in 0..<m { BradleyTerrySolver.add(first[t], second[t], score[t], K, &scores, &counts) }
-        let theta = solver.solve(scores: scores, counts: counts, from: [Double](repeating: 0, count: K))
+        var histogram = [Double](repeating: 0, count: K * K * 3)
+        for cell in cells { histogram[cell] += 1 }
+        let theta = solver.solve(histogram: histogram, from: [Double](repeating: 0, count: K))
         let elo = eloScale(theta, anchor: anchorIndex)
 
         var intervals: [ConfidenceInterval]?
@@ -114,12 +115,13 @@ public struct BradleyTerryRanking: Codable, Sendable, Equatable {
             var rng = RNG(seed: seed)
             var samples = [Double](repeating: 0, count: bootstrap * K)  // [bootstrap, K]
             for r in 0..<bootstrap {
-                for q in 0..<(K * K) { scores[q] = 0; counts[q] = 0 }
-                for _ in 0..<m {
-                    let t = rng.int(below: m)
-                    BradleyTerrySolver.add(first[t], second[t], score[t], K, &scores, &counts)
+                for q in histogram.indices { histogram[q] = 0 }
+                cells.withUnsafeBufferPointer { c in
+                    histogram.withUnsafeMutableBufferPointer { h in
+                        for _ in 0..<m { h[c[rng.int(below: m)]] += 1 }
+                    }
                 }
-                let refit = eloScale(solver.solve(scores: scores, counts: counts, from: theta), anchor: anchorIndex)
+                let refit = eloScale(solver.solve(histogram: histogram, from: theta), anchor: anchorIndex)
                 for i in 0..<K { samples[r * K + i] = refit[i] }
             }
             intervals = (0..<K).map { i in
@@ -151,22 +153,23 @@ public struct BradleyTerryRanking: Codable, Sendable, Equatable {
     }
 }
 
-/// Newton's method for the penalized Bradley-Terry log-likelihood on a table of pair results.
+/// Newton's method for the penalized Bradley-Terry log-likelihood on a histogram of battle outcomes.
 struct BradleyTerrySolver {
     let K: Int, l2: Double
 
-    /// Adds one battle to `scores` (`scores[i*K + j]`: i's points against j) and `counts` (battles of i and j, symmetric).
-    @inline(__always)
-    static func add(_ i: Int, _ j: Int, _ s: Double, _ K: Int, _ scores: inout [Double], _ counts: inout [Double]) {
-        scores[i * K + j] += s
-        scores[j * K + i] += 1 - s
-        counts[i * K + j] += 1
-        counts[j * K + i] += 1
-    }
-
     /// The maximizer θ of Σ_{i<j} [Sᵢⱼ log σ(θᵢ - θⱼ) + Sⱼᵢ log σ(θⱼ - θᵢ)] - l2/2 |θ|², from `start`; a step that
     /// lowers the (strictly concave) objective is halved until it does not.
-    func solve(scores: [Double], counts: [Double], from start: [Double]) -> [Double] {
+    func solve(histogram: [Double], from start: [Double]) -> [Double] {
+        // scores[i*K + j]: i's points against j (a tie half a point each); counts[i*K + j]: their battles, i < j.
+        var scores = [Double](repeating: 0, count: K * K), counts = scores
+        for i in 0..<K {
+            for j in 0..<K where i != j {
+                let cell = (i * K + j) * 3, (won, lost, tied) = (histogram[cell], histogram[cell + 1], histogram[cell + 2])
+                scores[i * K + j] += won + tied / 2
+                scores[j * K + i] += lost + tied / 2
+                counts[min(i, j) * K + max(i, j)] += won + lost + tied
+            }
+        }
         var theta = start
         var current = evaluate(theta, scores, counts)
         var step = [Double](repeating: 0, count: K)

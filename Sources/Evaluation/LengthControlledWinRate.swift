@@ -98,7 +98,7 @@ public struct LengthControlledWinRate: Codable, Sendable, Equatable {
         for r in 0..<bootstrap {
             for k in 0..<promptCount { weights[k] = 0 }
             for _ in 0..<promptCount { weights[rng.int(below: promptCount)] += 1 }
-            rates[r] = sigmoid(fit.solve(weights: weights, from: theta).0)
+            rates[r] = sigmoid(fit.refit(weights: weights, from: theta).0)
         }
         result.interval = CompareStatistics.percentileInterval(rates, confidence: confidence)
         return result
@@ -121,18 +121,13 @@ struct LogisticFit {
     /// always ends).
     func solve(weights: [Double], from start: (Double, Double)) -> (Double, Double) {
         var theta = start
-        var current = evaluate(theta, weights)
+        var current = evaluate(theta, weights, objective: true)
         for _ in 0..<100 {
-            // Solve H δ = g for the 2x2 negative-definite Hessian (entries negated below).
-            let (a, b, c) = (current.h00 + l2, current.h01, current.h11 + l2)
-            let det = a * c - b * b
-            guard det > 0 else { break }
-            let step0 = (c * current.g0 - b * current.g1) / det
-            let step1 = (a * current.g1 - b * current.g0) / det
+            guard let step = newtonStep(current) else { break }
             var scale = 1.0, accepted = false
             for _ in 0..<40 {
-                let candidate = (theta.0 + scale * step0, theta.1 + scale * step1)
-                let next = evaluate(candidate, weights)
+                let candidate = (theta.0 + scale * step.0, theta.1 + scale * step.1)
+                let next = evaluate(candidate, weights, objective: true)
                 if next.objective >= current.objective - 1e-12 * abs(current.objective) {
                     theta = candidate
                     current = next
@@ -141,40 +136,77 @@ struct LogisticFit {
                 }
                 scale /= 2
             }
-            if !accepted || max(abs(scale * step0), abs(scale * step1)) < 1e-10 { break }
+            if !accepted || max(abs(scale * step.0), abs(scale * step.1)) < 1e-10 { break }
         }
         return theta
     }
 
-    /// The penalized objective, its gradient and the negated Hessian of the likelihood part at θ.
-    private func evaluate(_ theta: (Double, Double), _ weights: [Double])
+    /// The same maximizer from a start close to it (a bootstrap refit from the full-data estimate): plain
+    /// Newton steps, which need no objective and so no logarithms, until a step is below 1e-7 (quadratic
+    /// convergence leaves an error near its square); `solve` takes over if a step fails to shrink.
+    func refit(weights: [Double], from start: (Double, Double)) -> (Double, Double) {
+        var theta = start, last = Double.infinity
+        for _ in 0..<30 {
+            guard let step = newtonStep(evaluate(theta, weights, objective: false)) else { break }
+            let size = max(abs(step.0), abs(step.1))
+            guard size < last else { break }
+            theta = (theta.0 + step.0, theta.1 + step.1)
+            if size < 1e-7 { return theta }
+            last = size
+        }
+        return solve(weights: weights, from: start)
+    }
+
+    /// The Newton step H⁻¹ g for the negated 2x2 Hessian of the penalized objective; nil if it is singular.
+    private func newtonStep(_ e: (objective: Double, g0: Double, g1: Double, h00: Double, h01: Double, h11: Double))
+        -> (Double, Double)? {
+        let (a, b, c) = (e.h00 + l2, e.h01, e.h11 + l2)
+        let det = a * c - b * b
+        guard det > 0 else { return nil }
+        return ((c * e.g0 - b * e.g1) / det, (a * e.g1 - b * e.g0) / det)
+    }
+
+    /// The penalized objective (0 unless `objective`), its gradient and the negated Hessian of the likelihood
+    /// part at θ.
+    private func evaluate(_ theta: (Double, Double), _ weights: [Double], objective withObjective: Bool)
         -> (objective: Double, g0: Double, g1: Double, h00: Double, h01: Double, h11: Double) {
-        var objective = 0.0, g0 = 0.0, g1 = 0.0, h00 = 0.0, h01 = 0.0, h11 = 0.0
-        features.withUnsafeBufferPointer { x in
+        var sums = features.withUnsafeBufferPointer { x in
             targets.withUnsafeBufferPointer { y in
                 starts.withUnsafeBufferPointer { s in
                     weights.withUnsafeBufferPointer { w in
-                        for k in 0..<w.count where w[k] > 0 {
-                            var o = 0.0, a0 = 0.0, a1 = 0.0, b00 = 0.0, b01 = 0.0, b11 = 0.0
-                            for i in s[k]..<s[k + 1] {
-                                let eta = theta.0 + theta.1 * x[i]
-                                let e = Foundation.exp(-abs(eta))
-                                let p = eta >= 0 ? 1 / (1 + e) : e / (1 + e)
-                                // log σ(η) = -softplus(-η), log σ(-η) = -softplus(η).
-                                let log1pe = Foundation.log1p(e)
-                                o -= y[i] * (max(-eta, 0) + log1pe) + (1 - y[i]) * (max(eta, 0) + log1pe)
-                                let r = y[i] - p, v = p * (1 - p)
-                                a0 += r; a1 += r * x[i]
-                                b00 += v; b01 += v * x[i]; b11 += v * x[i] * x[i]
-                            }
-                            objective += w[k] * o; g0 += w[k] * a0; g1 += w[k] * a1
-                            h00 += w[k] * b00; h01 += w[k] * b01; h11 += w[k] * b11
-                        }
+                        LogisticFit.sums(theta, x, y, s, w, withObjective)
                     }
                 }
             }
         }
-        objective -= l2 / 2 * (theta.0 * theta.0 + theta.1 * theta.1)
-        return (objective, g0 - l2 * theta.0, g1 - l2 * theta.1, h00, h01, h11)
+        if withObjective { sums.0 -= l2 / 2 * (theta.0 * theta.0 + theta.1 * theta.1) }
+        return (sums.0, sums.1 - l2 * theta.0, sums.2 - l2 * theta.1, sums.3, sums.4, sums.5)
+    }
+
+    /// The weighted log-likelihood, its gradient and negated Hessian over all verdicts (a function of its own
+    /// over raw buffers, so the accumulators stay in registers).
+    private static func sums(_ theta: (Double, Double), _ x: UnsafeBufferPointer<Double>, _ y: UnsafeBufferPointer<Double>,
+                             _ s: UnsafeBufferPointer<Int>, _ w: UnsafeBufferPointer<Double>, _ withObjective: Bool)
+        -> (Double, Double, Double, Double, Double, Double) {
+        var objective = 0.0, g0 = 0.0, g1 = 0.0, h00 = 0.0, h01 = 0.0, h11 = 0.0
+        for k in 0..<w.count where w[k] > 0 {
+            var o = 0.0, a0 = 0.0, a1 = 0.0, b00 = 0.0, b01 = 0.0, b11 = 0.0
+            for i in s[k]..<s[k + 1] {
+                let eta = theta.0 + theta.1 * x[i]
+                let e = Foundation.exp(-abs(eta))
+                let p = eta >= 0 ? 1 / (1 + e) : e / (1 + e)
+                if withObjective {
+                    // log σ(η) = -(max(-η, 0) + log1p(e^-|η|)), log σ(-η) = -(max(η, 0) + log1p(e^-|η|)).
+                    let log1pe = Foundation.log1p(e)
+                    o -= y[i] * (max(-eta, 0) + log1pe) + (1 - y[i]) * (max(eta, 0) + log1pe)
+                }
+                let r = y[i] - p, v = p * (1 - p)
+                a0 += r; a1 += r * x[i]
+                b00 += v; b01 += v * x[i]; b11 += v * x[i] * x[i]
+            }
+            objective += w[k] * o; g0 += w[k] * a0; g1 += w[k] * a1
+            h00 += w[k] * b00; h01 += w[k] * b01; h11 += w[k] * b11
+        }
+        return (objective, g0, g1, h00, h01, h11)
     }
 }
