@@ -162,8 +162,7 @@ public struct PairwiseSummary: Codable, Sendable, Equatable {
             .map { ConfidenceInterval(low: $0.low, high: $0.high) }
         summary.signTestP = CompareStatistics.signTest(wins: wins, losses: losses)
         if let needed = CompareStatistics.decisiveVerdictsNeeded(winRate: rate) {
-            let perPrompt = Double(decisive) / Double(points.count)
-            summary.promptsNeeded = Int((Double(needed) / perPrompt).rounded(.up))
+            summary.promptsNeeded = (needed * points.count + decisive - 1) / decisive  // ⌈needed / decisive per prompt⌉
         }
         return summary
     }

@@ -142,7 +142,7 @@ struct LogisticFit {
     }
 
     /// The same maximizer from a start close to it (a bootstrap refit from the full-data estimate): plain
-    /// Newton steps, which need no objective and so no logarithms, until a step is below 1e-7 (quadratic
+    /// Newton steps, which need no objective and so no logarithms, until a step is below 1e-5 (quadratic
     /// convergence leaves an error near its square); `solve` takes over if a step fails to shrink.
     func refit(weights: [Double], from start: (Double, Double)) -> (Double, Double) {
         var theta = start, last = Double.infinity
@@ -151,7 +151,7 @@ struct LogisticFit {
             let size = max(abs(step.0), abs(step.1))
             guard size < last else { break }
             theta = (theta.0 + step.0, theta.1 + step.1)
-            if size < 1e-7 { return theta }
+            if size < 1e-5 { return theta }
             last = size
         }
         return solve(weights: weights, from: start)
