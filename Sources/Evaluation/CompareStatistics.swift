@@ -162,7 +162,9 @@ public struct PairwiseSummary: Codable, Sendable, Equatable {
             .map { ConfidenceInterval(low: $0.low, high: $0.high) }
         summary.signTestP = CompareStatistics.signTest(wins: wins, losses: losses)
         if let needed = CompareStatistics.decisiveVerdictsNeeded(winRate: rate) {
-            summary.promptsNeeded = (needed * points.count + decisive - 1) / decisive  // ⌈needed / decisive per prompt⌉
+            // ⌈needed / decisive verdicts per prompt⌉, in integers; an effect too small to count is nil.
+            let (product, overflow) = needed.multipliedReportingOverflow(by: points.count)
+            summary.promptsNeeded = overflow ? nil : (product + decisive - 1) / decisive
         }
         return summary
     }
