@@ -40,7 +40,8 @@ public struct BradleyTerryRating: Codable, Sendable, Equatable {
 /// P(i beats j) = σ(θᵢ - θⱼ); θ maximizes the log-likelihood of the battles, a tie counting as half a win
 /// for each side, minus a small L2 penalty `l2/2 Σ θ²` (a policy that never won or never lost otherwise has
 /// no finite maximum; with the penalty it gets a very low or very high but finite rating, and its
-/// `wins` or `losses` of 0 says why). Fitted by Newton's method, which converges in a handful of steps.
+/// `wins` or `losses` of 0 says why; a listed policy without battles sits at θ = 0). Fitted by Newton's
+/// method, which converges in a handful of steps.
 /// Ratings are `1000 + 400 log₁₀(e) (θᵢ - θ̄)`: the mean rating is 1000, or, with an `anchor`, that policy
 /// is 1000.
 public struct BradleyTerryRanking: Codable, Sendable, Equatable {
