@@ -115,6 +115,19 @@ private func record(_ a: String, _ b: String, wins: Int, losses: Int, ties: Int 
         #expect(decoded == ranking)
     }
 
+    @Test func anAnchoredPolicyIsAlwaysAThousandAndOneWithoutBattlesSitsAtZero() throws {
+        let battles = record("a", "b", wins: 7, losses: 3, ties: 2) + record("b", "c", wins: 4, losses: 4)
+        let ranking = try BradleyTerryRanking.fit(policies: ["a", "b", "c", "idle"], battles: battles, anchor: "b", bootstrap: 100, seed: 2)
+        let b = try #require(ranking.ratings.first { $0.policy == "b" })
+        #expect(b.rating == 1000 && b.interval == ConfidenceInterval(low: 1000, high: 1000))
+        // With the L2 penalty the mean θ is 0, so the idle policy sits at the mean rating, the anchor's 1000
+        // shifted by the mean of the others.
+        let idle = try #require(ranking.ratings.first { $0.policy == "idle" })
+        #expect(idle.wins == 0 && idle.losses == 0 && idle.ties == 0)
+        let mean = ranking.ratings.map(\.rating).reduce(0, +) / 4
+        #expect(abs(idle.rating - mean) < 1e-6)
+    }
+
     @Test func badBattlesNameTheBattle() throws {
         func message(_ body: () throws -> Void) -> String {
             do { try body() } catch { return "\(error)" }
