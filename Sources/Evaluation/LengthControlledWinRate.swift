@@ -62,7 +62,7 @@ public struct LengthControlledWinRate: Codable, Sendable, Equatable {
         var failures = 0
         for (k, verdicts) in prompts.enumerated() {
             for (j, item) in verdicts.enumerated() {
-                guard item.lengthA.isFinite, item.lengthB.isFinite else {
+                guard item.lengthA.isFinite, item.lengthB.isFinite, (item.lengthA - item.lengthB).isFinite else {
                     throw EvaluationError("length-controlled win rate: prompt \(k + 1), verdict \(j + 1): lengths \(item.lengthA) and \(item.lengthB); expected finite numbers")
                 }
                 let target: Double
@@ -83,6 +83,9 @@ public struct LengthControlledWinRate: Codable, Sendable, Equatable {
         }
         let mean = deltas.reduce(0, +) / Double(n)
         let scale = (deltas.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(n)).squareRoot()
+        guard scale.isFinite else {
+            throw EvaluationError("length-controlled win rate: the length differences are too large to square (spread \(scale)); expected lengths in tokens or characters")
+        }
         let features = deltas.map { scale > 0 ? Foundation.tanh($0 / scale) : 0 }
         let fit = LogisticFit(features: features, targets: targets, starts: starts, l2: l2)
         let ones = [Double](repeating: 1, count: promptCount)
