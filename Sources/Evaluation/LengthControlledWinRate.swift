@@ -92,7 +92,7 @@ public struct LengthControlledWinRate: Codable, Sendable, Equatable {
         let theta = fit.solve(weights: ones, from: (0, 0))
         var result = LengthControlledWinRate(
             prompts: promptCount, n: n, failures: failures, rawWinRate: targets.reduce(0, +) / Double(n),
-            winRate: sigmoid(theta.0), intercept: theta.0, slope: theta.1, meanLengthDifference: mean, lengthScale: scale,
+            winRate: logistic(theta.0), intercept: theta.0, slope: theta.1, meanLengthDifference: mean, lengthScale: scale,
             l2: l2, bootstrap: bootstrap, seed: seed, confidence: confidence)
         guard bootstrap > 0 else { return result }
         var rng = RNG(seed: seed)
@@ -101,7 +101,7 @@ public struct LengthControlledWinRate: Codable, Sendable, Equatable {
         for r in 0..<bootstrap {
             for k in 0..<promptCount { weights[k] = 0 }
             for _ in 0..<promptCount { weights[rng.int(below: promptCount)] += 1 }
-            rates[r] = sigmoid(fit.refit(weights: weights, from: theta).0)
+            rates[r] = logistic(fit.refit(weights: weights, from: theta).0)
         }
         result.interval = CompareStatistics.percentileInterval(rates, confidence: confidence)
         return result
@@ -110,7 +110,7 @@ public struct LengthControlledWinRate: Codable, Sendable, Equatable {
 
 /// The logistic function, written so that neither tail overflows.
 @inline(__always)
-func sigmoid(_ x: Double) -> Double {
+func logistic(_ x: Double) -> Double {
     x >= 0 ? 1 / (1 + Foundation.exp(-x)) : Foundation.exp(x) / (1 + Foundation.exp(x))
 }
 
