@@ -143,10 +143,16 @@ public enum BLEU {
         var s = BLEUStatistics()
         s.hypothesisLength = hyp.count
         s.referenceLength = ref.count
+        let bits = PackedNGrams.bits(distinct: vocabulary.count)
         for n in 1...maxOrder {
-            let h = NGramCounts(hyp, order: n)
-            s.totals[n - 1] = h.total
-            s.matches[n - 1] = h.matches(in: NGramCounts(ref, order: n))
+            if let c = PackedNGrams.count(hyp, ref, order: n, bits: bits) {
+                s.totals[n - 1] = c.a
+                s.matches[n - 1] = c.matches
+            } else {
+                let h = NGramCounts(hyp, order: n)
+                s.totals[n - 1] = h.total
+                s.matches[n - 1] = h.matches(in: NGramCounts(ref, order: n))
+            }
         }
         return s
     }

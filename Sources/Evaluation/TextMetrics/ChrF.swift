@@ -35,14 +35,31 @@ public enum ChrF {
 
     /// The counts of one hypothesis against its reference.
     public static func statistics(hypothesis: String, reference: String) -> ChrFStatistics {
-        let hyp = withoutSpace(hypothesis), ref = withoutSpace(reference)
+        var ids: [UInt32: Int32] = [:]
+        func dense(_ text: String) -> [Int32] {
+            var out: [Int32] = []
+            out.reserveCapacity(text.utf8.count)
+            for u in text.unicodeScalars where !TextScalars.isPythonSpace(u.value) {
+                if let id = ids[u.value] { out.append(id) } else {
+                    let id = Int32(ids.count)
+                    ids[u.value] = id
+                    out.append(id)
+                }
+            }
+            return out
+        }
+        let hyp = dense(hypothesis), ref = dense(reference)
+        let bits = PackedNGrams.bits(distinct: ids.count)
         var s = ChrFStatistics()
         for n in 1...charOrder {
-            let h = NGramCounts(hyp, order: n), r = NGramCounts(ref, order: n)
+            let c = PackedNGrams.count(hyp, ref, order: n, bits: bits) ?? {
+                let h = NGramCounts(hyp, order: n), r = NGramCounts(ref, order: n)
+                return (h.total, r.total, h.matches(in: r))
+            }()
             // As sacrebleu: hypothesis n-grams count only where the reference has n-grams of the order.
-            s.hypothesis[n - 1] = r.total > 0 ? h.total : 0
-            s.reference[n - 1] = r.total
-            s.matches[n - 1] = h.matches(in: r)
+            s.hypothesis[n - 1] = c.b > 0 ? c.a : 0
+            s.reference[n - 1] = c.b
+            s.matches[n - 1] = c.matches
         }
         return s
     }
@@ -75,13 +92,5 @@ public enum ChrF {
         guard precision + recall > 0 else { return 0 }
         let b2 = beta * beta
         return 100 * (1 + b2) * precision * recall / (b2 * precision + recall)
-    }
-
-    /// The scalars of `text` without whitespace, as `''.join(text.split())`.
-    private static func withoutSpace(_ text: String) -> [UInt32] {
-        var out: [UInt32] = []
-        out.reserveCapacity(text.utf8.count)
-        for u in text.unicodeScalars where !TextScalars.isPythonSpace(u.value) { out.append(u.value) }
-        return out
     }
 }

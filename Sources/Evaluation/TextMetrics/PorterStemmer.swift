@@ -103,12 +103,12 @@ public struct PorterStemmer: Sendable {
     // MARK: rules
 
     /// One rule: a suffix (nil for *d, a double consonant), its replacement, and a condition on the stem.
-    private struct Rule {
+    private struct Rule: Sendable {
         var suffix: [UInt32]?
         var replacement: [UInt32]
-        var condition: (([UInt32]) -> Bool)?
+        var condition: (@Sendable ([UInt32]) -> Bool)?
 
-        init(_ suffix: String?, _ replacement: String, _ condition: (([UInt32]) -> Bool)? = nil) {
+        init(_ suffix: String?, _ replacement: String, _ condition: (@Sendable ([UInt32]) -> Bool)? = nil) {
             self.suffix = suffix.map(PorterStemmer.s)
             self.replacement = PorterStemmer.s(replacement)
             self.condition = condition
@@ -133,8 +133,8 @@ public struct PorterStemmer: Sendable {
         return w
     }
 
-    private static let positiveMeasure: ([UInt32]) -> Bool = { measure($0) > 0 }
-    private static let measureAbove1: ([UInt32]) -> Bool = { measure($0) > 1 }
+    private static let positiveMeasure: @Sendable ([UInt32]) -> Bool = { measure($0) > 0 }
+    private static let measureAbove1: @Sendable ([UInt32]) -> Bool = { measure($0) > 1 }
 
     private static let irregularForms: [[UInt32]: [UInt32]] = {
         let table = [
@@ -177,10 +177,10 @@ public struct PorterStemmer: Sendable {
     }
 
     private func step1c(_ w: [UInt32]) -> [UInt32] {
-        let condition: ([UInt32]) -> Bool = mode == .nltkExtensions
-            ? { $0.count > 1 && Self.isConsonant($0, $0.count - 1) }
-            : { Self.containsVowel($0) }
-        return Self.apply([Rule("y", "i", condition)], to: w)
+        let rule = mode == .nltkExtensions
+            ? Rule("y", "i") { $0.count > 1 && Self.isConsonant($0, $0.count - 1) }
+            : Rule("y", "i") { Self.containsVowel($0) }
+        return Self.apply([rule], to: w)
     }
 
     private func step2(_ w: [UInt32]) -> [UInt32] {

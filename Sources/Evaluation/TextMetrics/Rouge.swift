@@ -21,6 +21,13 @@ public struct RougeScores: Sendable, Hashable, Codable {
     public var rougeL: RougeScore
     public var rougeLsum: RougeScore
 
+    public init(rouge1: RougeScore, rouge2: RougeScore, rougeL: RougeScore, rougeLsum: RougeScore) {
+        self.rouge1 = rouge1
+        self.rouge2 = rouge2
+        self.rougeL = rougeL
+        self.rougeLsum = rougeLsum
+    }
+
     /// The four types by rouge-score's names, in its order.
     public var byName: [(name: String, score: RougeScore)] {
         [("rouge1", rouge1), ("rouge2", rouge2), ("rougeL", rougeL), ("rougeLsum", rougeLsum)]
@@ -51,7 +58,8 @@ public struct RougeScorer: Sendable {
         let t = vocabulary.ids(tokens(target)), p = vocabulary.ids(tokens(prediction))
         let targetLines = lines(target).map { vocabulary.ids(tokens($0)) }
         let predictionLines = lines(prediction).map { vocabulary.ids(tokens($0)) }
-        return RougeScores(rouge1: Self.ngramScore(t, p, n: 1), rouge2: Self.ngramScore(t, p, n: 2),
+        let bits = PackedNGrams.bits(distinct: vocabulary.count)
+        return RougeScores(rouge1: Self.ngramScore(t, p, n: 1, bits: bits), rouge2: Self.ngramScore(t, p, n: 2, bits: bits),
                            rougeL: Self.lcsScore(t, p), rougeLsum: Self.summaryLCSScore(targetLines, predictionLines))
     }
 
@@ -77,10 +85,12 @@ public struct RougeScorer: Sendable {
         text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: true).map { String(String.UnicodeScalarView($0)) }
     }
 
-    static func ngramScore(_ target: [Int32], _ prediction: [Int32], n: Int) -> RougeScore {
-        let t = NGramCounts(target, order: n), p = NGramCounts(prediction, order: n)
-        let overlap = t.matches(in: p)
-        return RougeScore(precision: Double(overlap) / Double(max(p.total, 1)), recall: Double(overlap) / Double(max(t.total, 1)))
+    static func ngramScore(_ target: [Int32], _ prediction: [Int32], n: Int, bits: Int) -> RougeScore {
+        let c = PackedNGrams.count(target, prediction, order: n, bits: bits) ?? {
+            let t = NGramCounts(target, order: n), p = NGramCounts(prediction, order: n)
+            return (t.total, p.total, t.matches(in: p))
+        }()
+        return RougeScore(precision: Double(c.matches) / Double(max(c.b, 1)), recall: Double(c.matches) / Double(max(c.a, 1)))
     }
 
     static func lcsScore(_ target: [Int32], _ prediction: [Int32]) -> RougeScore {

@@ -108,6 +108,9 @@ struct TokenIDs {
         return id
     }
 
+    /// How many distinct tokens have ids.
+    var count: Int { ids.count }
+
     /// The ids of `tokens`, in order.
     mutating func ids(_ tokens: [ArraySlice<UInt32>]) -> [Int32] { tokens.map { id($0) } }
 }
@@ -130,5 +133,46 @@ struct NGramCounts<Element: Hashable> {
         var m = 0
         for (gram, c) in counts { if let o = other.counts[gram] { m += Swift.min(c, o) } }
         return m
+    }
+}
+
+/// Clipped n-gram matches of two sequences of dense ids, by sorting packed n-grams: an n-gram of ids
+/// below 2^bits is one `UInt64` when n * bits <= 64, and the clipped matches of two multisets are
+/// the equal pairs of a merge of their sorted keys (no hashing).
+enum PackedNGrams {
+    /// The bits an id below `distinct` needs.
+    static func bits(distinct: Int) -> Int { max(1, Int.bitWidth - (distinct - 1).leadingZeroBitCount) }
+
+    /// (n-grams of `a`, n-grams of `b`, clipped matches) for ids below 2^bits; nil when the
+    /// n-grams do not fit in 64 bits.
+    static func count(_ a: [Int32], _ b: [Int32], order n: Int, bits: Int) -> (a: Int, b: Int, matches: Int)? {
+        guard n * bits <= 64 else { return nil }
+        let ka = sortedKeys(a, n, bits), kb = sortedKeys(b, n, bits)
+        var i = 0, j = 0, m = 0
+        ka.withUnsafeBufferPointer { x in
+            kb.withUnsafeBufferPointer { y in
+                while i < x.count && j < y.count {
+                    if x[i] < y[j] { i &+= 1 } else if x[i] > y[j] { j &+= 1 } else { m &+= 1; i &+= 1; j &+= 1 }
+                }
+            }
+        }
+        return (ka.count, kb.count, m)
+    }
+
+    private static func sortedKeys(_ ids: [Int32], _ n: Int, _ bits: Int) -> [UInt64] {
+        guard ids.count >= n else { return [] }
+        let count = ids.count - n + 1
+        var keys = [UInt64](repeating: 0, count: count)
+        ids.withUnsafeBufferPointer { s in
+            keys.withUnsafeMutableBufferPointer { k in
+                for i in 0..<count {
+                    var key: UInt64 = 0
+                    for j in 0..<n { key = key &<< UInt64(bits) | UInt64(UInt32(bitPattern: s[i &+ j])) }
+                    k[i] = key
+                }
+            }
+        }
+        keys.sort()
+        return keys
     }
 }
