@@ -6,12 +6,7 @@ import Foundation
 public enum Tokenizer13a {
     /// The tokens of `line` joined by single spaces, as sacrebleu's `Tokenizer13a()(line)`.
     public static func tokenize(_ line: String) -> String {
-        var out = String.UnicodeScalarView()
-        for (i, token) in tokens(TextScalars.of(line)).enumerated() {
-            if i > 0 { out.append(" ") }
-            for v in token { out.append(Unicode.Scalar(v)!) }
-        }
-        return String(out)
+        tokens(TextScalars.of(line)).map { TextScalars.string($0) }.joined(separator: " ")
     }
 
     private static let skipped = TextScalars.of("<skipped>")
