@@ -89,7 +89,7 @@ let package = Package(
         .testTarget(name: "GenerationTests", dependencies: ["Generation", "NN", "TensorCore"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "Store"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "RecipesTests", dependencies: ["Recipes", "Alignment", "Store", "Training", "TensorCore", .product(name: "Yams", package: "Yams"), .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "RecipesTests", dependencies: ["Recipes", "Alignment", "Evaluation", "Store", "Training", "TensorCore", .product(name: "Yams", package: "Yams"), .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "NN", "TensorCore", "Tokenizers", "Generation"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Checkpoints", "Datasets", "Generation", "NN", "TensorCore", "Tokenizers"]),
     ],

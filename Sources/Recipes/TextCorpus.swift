@@ -27,9 +27,9 @@ public enum TextCorpus {
         }
     }
 
-    /// The `text` field of each non-blank line of a JSONL file; a bad line is an error naming
+    /// The `field` string of each non-blank line of a JSONL file; a bad line is an error naming
     /// file:line and the field.
-    static func jsonlTexts(_ path: String) throws -> [String] {
+    public static func jsonlTexts(_ path: String, field: String = "text") throws -> [String] {
         var texts: [String] = []
         let data = try contents(path)
         for (index, line) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
@@ -42,16 +42,16 @@ public enum TextCorpus {
             } catch {
                 throw RunnerError("\(location): not valid JSON")
             }
-            guard let record = object as? [String: Any] else { throw RunnerError("\(location): expected a JSON object with a \"text\" field") }
-            guard let value = record["text"] else { throw RunnerError("\(location): missing the field \"text\"") }
-            guard let text = value as? String else { throw RunnerError("\(location): the field \"text\" must be a string, found \(jsonKind(value))") }
+            guard let record = object as? [String: Any] else { throw RunnerError("\(location): expected a JSON object with a \"\(field)\" field") }
+            guard let value = record[field] else { throw RunnerError("\(location): missing the field \"\(field)\"") }
+            guard let text = value as? String else { throw RunnerError("\(location): the field \"\(field)\" must be a string, found \(jsonKind(value))") }
             texts.append(text)
         }
         return texts
     }
 
     /// A file's bytes, or an error naming it.
-    static func contents(_ path: String) throws -> Data {
+    public static func contents(_ path: String) throws -> Data {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw RunnerError("\(path): no such file") }
         guard !isDirectory.boolValue else { throw RunnerError("\(path): is a directory, expected a file") }

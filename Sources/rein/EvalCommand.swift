@@ -8,8 +8,9 @@ import Recipes
 /// `rein eval ...`: measurements of a model on data.
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Evaluate a model on data.",
-        subcommands: [EvalPerplexity.self, EvalExactMatch.self]
+        abstract: "Evaluate a model on data, or score texts against references (BLEU, chrF, ROUGE, SQuAD F1, sentiment).",
+        subcommands: [EvalPerplexity.self, EvalExactMatch.self, EvalBLEU.self, EvalChrF.self, EvalRouge.self, EvalSquadF1.self,
+                      EvalSentiment.self]
     )
 }
 
