@@ -71,7 +71,7 @@ struct ReportCommand: ParsableCommand {
         }
         let html = try ReportRenderer.render(comparison: ComparisonReportData(summary: summary, session: session), store: store.store)
         try Self.write(html, to: url)
-        Terminal.write("wrote \(output): comparison \(id) (\(session.name)), \(count(summary.policies.count, "policy")), "
+        Terminal.write("wrote \(output): comparison \(id) (\(session.name)), \(summary.policies.count) polic\(summary.policies.count == 1 ? "y" : "ies"), "
                        + "\(count(summary.judges.count, "judge")), \(html.utf8.count / 1024) KiB\n")
     }
 

@@ -336,9 +336,9 @@ public final class CompareEngine {
                 for a in 0..<P {
                     for b in (a + 1)..<P {
                         var outcomes: [[CompareStatsInput.Outcome]] = []
-                        var diffs: [[Double]] = []
+                        var diffs: [[(Double, Double)]] = []
                         for i in 0..<N {
-                            var row: [CompareStatsInput.Outcome] = [], drow: [Double] = []
+                            var row: [CompareStatsInput.Outcome] = [], drow: [(Double, Double)] = []
                             for s in 0..<S {
                                 guard let x = table[a][i][s], let y = table[b][i][s] else {
                                     row.append(.failed)
@@ -349,7 +349,7 @@ public final class CompareEngine {
                                 }
                                 let outcome: CompareStatsInput.Outcome = abs(x - y) <= 1e-9 * max(1, abs(x), abs(y)) ? .tie : (x > y ? .a : .b)
                                 row.append(outcome)
-                                drow.append(x - y)
+                                drow.append((x, y))
                                 verdictRows.append(CompareVerdict(compareSessionId: sessionId, judge: name, policyA: a, policyB: b,
                                                                   promptIdx: i, sampleIdx: s, verdict: outcome.rawValue))
                                 battles.append(.init(a: a, b: b, outcome: outcome))
@@ -357,18 +357,18 @@ public final class CompareEngine {
                             outcomes.append(row)
                             diffs.append(drow)
                         }
-                        pairs.append(CompareStatsInput.pairSummary(
-                            a: request.policies[a].name, b: request.policies[b].name, outcomes: outcomes, differences: diffs,
-                            positions: nil, lengthsA: lengths(responses[a]), lengthsB: lengths(responses[b]),
+                        pairs.append(try CompareStatsInput.pairSummary(
+                            a: request.policies[a].name, b: request.policies[b].name, outcomes: outcomes, scores: diffs,
+                            orders: nil, lengthsA: lengths(responses[a]), lengthsB: lengths(responses[b]),
                             bootstrap: o.bootstrap, seed: o.seed))
                     }
                 }
-                let scores = (0..<P).map { p in
-                    CompareStatsInput.policyScore(policy: request.policies[p].name, values: table[p], bootstrap: o.bootstrap, seed: o.seed)
+                let scores = try (0..<P).map { p in
+                    try CompareStatsInput.policyScore(policy: request.policies[p].name, values: table[p], bootstrap: o.bootstrap, seed: o.seed)
                 }
                 judgeSummaries.append(.init(name: name, kind: "score", scores: scores, pairs: pairs,
-                                            ranking: P >= 3 ? CompareStatsInput.ranking(battles, names: request.policies.map(\.name),
-                                                                                        bootstrap: o.bootstrap, seed: o.seed) : [],
+                                            ranking: P >= 3 ? try CompareStatsInput.ranking(battles, names: request.policies.map(\.name),
+                                                                                            bootstrap: o.bootstrap, seed: o.seed) : [],
                                             failures: failures, firstFailure: firstFailure))
             case let .pairwise(name, pairJudge):
                 var pairs: [CompareSummary.PairSummary] = []
@@ -377,7 +377,7 @@ public final class CompareEngine {
                 for a in 0..<P {
                     for b in (a + 1)..<P {
                         var outcomes = [[CompareStatsInput.Outcome]](repeating: [], count: N)
-                        var firstShownWins = 0, decisive = 0
+                        var orders: [(forward: Verdict, swapped: Verdict)] = []
                         var jobs: [(i: Int, s: Int)] = []
                         for i in 0..<N { for s in 0..<S { jobs.append((i, s)) } }
                         var done = 0
@@ -407,14 +407,11 @@ public final class CompareEngine {
                                                                       promptIdx: i, sampleIdx: s, verdict: "failed", error: reason))
                                     continue
                                 }
-                                // In policy terms: forward's first is A; swapped's first is B.
-                                let fwd: CompareStatsInput.Outcome = f == .first ? .a : (f == .second ? .b : .tie)
-                                let swp: CompareStatsInput.Outcome = w == .first ? .b : (w == .second ? .a : .tie)
-                                for v in [f, w] where v != .tie {
-                                    decisive += 1
-                                    if v == .first { firstShownWins += 1 }
-                                }
-                                let outcome: CompareStatsInput.Outcome = fwd == swp ? fwd : .tie
+                                // As shown (.a: the first shown), then in policy terms: swapped's first is B.
+                                func shown(_ v: PairVerdict) -> Verdict { v == .first ? .a : (v == .second ? .b : .tie) }
+                                orders.append((shown(f), shown(w)))
+                                let fwd = shown(f), swp = shown(w).swapped
+                                let outcome = PairwiseOutcome.combine(forward: shown(f), swapped: shown(w))
                                 outcomes[i].append(outcome)
                                 battles.append(.init(a: a, b: b, outcome: outcome))
                                 verdictRows.append(CompareVerdict(compareSessionId: sessionId, judge: name, policyA: a, policyB: b,
@@ -424,15 +421,15 @@ public final class CompareEngine {
                             done += part.count
                             progress("\(name): \(request.policies[a].name) vs \(request.policies[b].name)", done, jobs.count)
                         }
-                        pairs.append(CompareStatsInput.pairSummary(
-                            a: request.policies[a].name, b: request.policies[b].name, outcomes: outcomes, differences: nil,
-                            positions: decisive > 0 ? (firstShownWins, decisive) : nil,
+                        pairs.append(try CompareStatsInput.pairSummary(
+                            a: request.policies[a].name, b: request.policies[b].name, outcomes: outcomes, scores: nil,
+                            orders: orders,
                             lengthsA: lengths(responses[a]), lengthsB: lengths(responses[b]), bootstrap: o.bootstrap, seed: o.seed))
                     }
                 }
                 judgeSummaries.append(.init(name: name, kind: "pairwise", scores: [], pairs: pairs,
-                                            ranking: P >= 3 ? CompareStatsInput.ranking(battles, names: request.policies.map(\.name),
-                                                                                        bootstrap: o.bootstrap, seed: o.seed) : [],
+                                            ranking: P >= 3 ? try CompareStatsInput.ranking(battles, names: request.policies.map(\.name),
+                                                                                            bootstrap: o.bootstrap, seed: o.seed) : [],
                                             failures: failures, firstFailure: firstFailure))
             }
             try store.record(verdicts: verdictRows)
@@ -456,7 +453,7 @@ public final class CompareEngine {
                     kl = try sequenceKL(policy: try model(policy.modelPath), reference: reference, records: records, responses: responses[p])
                 }
             case .bestOfN(let n):
-                kl = CompareStatsInput.bestOfNKL(n)
+                kl = try CompareStatsInput.bestOfNKL(n)
             case .inContext:
                 kl = nil
             }
@@ -781,7 +778,7 @@ public final class CompareEngine {
                                     proxy: proxyByStep[point.step], pareto: false))
             }
         }
-        let front = CompareStatsInput.paretoFront(points.map { ($0.kl, $0.gold) })
+        let front = try CompareStatsInput.paretoFront(points.map { ($0.kl, $0.gold) })
         for k in points.indices { points[k].pareto = front[k] }
         return points
     }
