@@ -2,6 +2,7 @@ import Evaluation
 import Foundation
 import Store
 import TensorCore
+import Tokenizers
 
 /// One judgement between two responses of an item, from one answer: a pair vote, or one pair of a ranking.
 struct PairJudgement: Equatable {
@@ -119,7 +120,7 @@ public struct RatingStats: Sendable, Equatable {
     /// An answer as one nominal label for agreement: the vote, the score, or the ranking.
     static func label(of r: Rating) -> String {
         switch r.vote {
-        case .likert: "\(r.likert ?? 0)"
+        case .likert: r.thumb.map { $0 ? "up" : "down" } ?? "\(r.likert ?? 0)"
         case .rank: r.ranking ?? ""
         default: r.vote.rawValue
         }
@@ -217,8 +218,10 @@ public enum RatingExport {
     /// The JSON lines (without line breaks): gold items, identical pairs, ties and both-bad left out, answers of
     /// raters whose gold accuracy is below `minGoldAccuracy` left out (a rater with no gold answered is kept).
     /// Majority: per item and response pair the most common label; a draw gives no line.
+    /// `conversational`: the prompt as one user message and the responses as assistant messages (a task
+    /// whose policies were given chat prompts).
     public static func trlLines(items: [RatingItem], ratings: [Rating], margin: Margin = .none, aggregate: Aggregate = .majority,
-                                minGoldAccuracy: Double = 0) throws -> [String] {
+                                minGoldAccuracy: Double = 0, conversational: Bool = false) throws -> [String] {
         let stats = RatingStats.compute(items: items, ratings: ratings)
         let excluded = Set(stats.raters.filter { ($0.goldAccuracy ?? 1) < minGoldAccuracy }.map(\.name))
         let byId = Dictionary(uniqueKeysWithValues: items.map { ($0.id!, $0) })
@@ -253,6 +256,12 @@ public enum RatingExport {
             guard j.label == "first" || j.label == "second" else { return nil }
             let item = byId[j.itemId]!
             let (win, lose) = j.label == "first" ? (j.first, j.second) : (j.second, j.first)
+            if conversational {
+                return try encoder.line(TRLChatPair(prompt: [ChatMessage(role: "user", content: item.prompt)],
+                                                    chosen: [ChatMessage(role: "assistant", content: item.responses[win])],
+                                                    rejected: [ChatMessage(role: "assistant", content: item.responses[lose])],
+                                                    margin: marginValue(j.strength, margin)))
+            }
             return try encoder.line(TRLPair(prompt: item.prompt, chosen: item.responses[win], rejected: item.responses[lose],
                                             margin: marginValue(j.strength, margin)))
         }
@@ -260,6 +269,11 @@ public enum RatingExport {
 
     private struct TRLPair: Encodable {
         var prompt: String, chosen: String, rejected: String
+        var margin: Double?
+    }
+
+    private struct TRLChatPair: Encodable {
+        var prompt: [ChatMessage], chosen: [ChatMessage], rejected: [ChatMessage]
         var margin: Double?
     }
 }

@@ -48,12 +48,14 @@ public enum RecipeStageKind: String, Codable, CaseIterable, Sendable {
     case data, tokenizer, pretrain, sft, reward, dpo, ppo, rloo, grpo
     /// Preference pairs of a policy's own samples, labelled by a judge.
     case judgePairs = "judge_pairs"
+    /// Candidates sampled from policies, rated by people (`rein rate`) before the run goes on.
+    case rate
 
     /// The files a `data` stage writes, for `stage:ID/FILE` references.
     public static let dataFileNames = SyntheticData.fileNames
 
     /// Kinds that are planned but not declared yet.
-    public static let planned = ["generate", "compare", "rate"]
+    public static let planned = ["generate", "compare"]
 
     /// The kind's declaration.
     public var definition: StageKindDefinition { StageKinds.definition(self) }
@@ -105,6 +107,9 @@ public struct ResolvedStage: Equatable, Sendable {
     public var configHash: String
     /// The YAML line where the stage starts.
     public var line: Int?
+    /// `data: {ratings: TASK}`: the stage trains on a rating task's pairs (written to
+    /// `DIR/ratings.jsonl` when it runs); its hash then covers those pairs too.
+    public var ratings: RatingsData? = nil
 
     /// The kind's declaration.
     public var definition: StageKindDefinition { kind.definition }

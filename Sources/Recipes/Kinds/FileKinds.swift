@@ -1,5 +1,6 @@
 import Datasets
 import Foundation
+import Store
 import Tokenizers
 import Yams
 
@@ -13,6 +14,14 @@ public struct WriteContext {
     public var models: [String: StartingModel] = [:]
     /// Shows a line of progress.
     public var note: (String) -> Void = { _ in }
+    /// The stage's id and content hash (a `rate` stage records the hash with the task it makes).
+    public var stageId = ""
+    public var hash = ""
+    /// The models by role as the recipe names them (`stage:sft`).
+    public var modelReferences: [String: String] = [:]
+    /// The run's store, and its path as the recipe gives it (for commands printed to the user).
+    public var store: RunStore?
+    public var storeDisplay: String?
 }
 
 /// Settings of a `tokenizer` stage.

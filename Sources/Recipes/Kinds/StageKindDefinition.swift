@@ -207,6 +207,7 @@ public enum StageSettings: Equatable, Sendable, Encodable {
     case ppo(PPOConfig)
     case criticFree(CriticFreeConfig)
     case judgePairs(JudgePairsConfig)
+    case rate(RateStepConfig)
 
     /// The shared training arguments of a training stage.
     public var training: TrainingArguments? {
@@ -217,7 +218,7 @@ public enum StageSettings: Equatable, Sendable, Encodable {
             case .dpo(let c): c.args
             case .ppo(let c): c.args
             case .criticFree(let c): c.args
-            case .data, .tokenizer, .judgePairs: nil
+            case .data, .tokenizer, .judgePairs, .rate: nil
             }
         }
         set {
@@ -228,7 +229,7 @@ public enum StageSettings: Equatable, Sendable, Encodable {
             case .dpo(var c): c.args = newValue; self = .dpo(c)
             case .ppo(var c): c.args = newValue; self = .ppo(c)
             case .criticFree(var c): c.args = newValue; self = .criticFree(c)
-            case .data, .tokenizer, .judgePairs: break
+            case .data, .tokenizer, .judgePairs, .rate: break
             }
         }
     }
@@ -243,6 +244,7 @@ public enum StageSettings: Equatable, Sendable, Encodable {
         case .ppo(let c): try c.encode(to: encoder)
         case .criticFree(let c): try c.encode(to: encoder)
         case .judgePairs(let c): try c.encode(to: encoder)
+        case .rate(let c): try c.encode(to: encoder)
         }
     }
 }
@@ -250,7 +252,7 @@ public enum StageSettings: Equatable, Sendable, Encodable {
 /// The registry: every stage kind's declaration.
 public enum StageKinds {
     /// In the order `rein check` lists them.
-    public static let all: [StageKindDefinition] = [data, tokenizer, judgePairs, pretrain, sft, reward, dpo, ppo, rloo, grpo]
+    public static let all: [StageKindDefinition] = [data, tokenizer, judgePairs, rate, pretrain, sft, reward, dpo, ppo, rloo, grpo]
 
     /// The declaration of `kind`.
     public static func definition(_ kind: RecipeStageKind) -> StageKindDefinition {
