@@ -106,7 +106,8 @@ extension Checker {
         func choice(_ key: String, _ words: [String]) -> String? {
             guard let node = map[key] else { return nil }
             guard let s = node.scalar?.string, words.contains(s) else {
-                let hint = node.scalar?.string.flatMap { Suggestions.nearest(to: $0, in: words) }.map { " (did you mean '\($0)'?)" } ?? ""
+                let written: String? = node.scalar?.string
+                let hint = written.flatMap { Suggestions.nearest(to: $0, in: words) }.map { " (did you mean '\($0)'?)" } ?? ""
                 report(node, "\(keyPath).\(key)", "expected one of \(words.joined(separator: ", ")), got \(show(node))\(hint)")
                 ok = false
                 return nil

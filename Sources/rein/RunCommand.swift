@@ -117,7 +117,8 @@ struct RunView {
         case .stageFinished(let report):
             endLine()
             if mode == .text {
-                let status = report.status == .interrupted ? "interrupted at step \(report.steps)" : "done in \(ReportText.duration(report.seconds))"
+                let waiting = report.facts.first { $0.hasPrefix("waiting for ratings") }
+                let status = report.status == .interrupted ? waiting ?? "interrupted at step \(report.steps)" : "done in \(ReportText.duration(report.seconds))"
                 Terminal.note("[\(report.stage)] \(status)" + (report.output.map { " -> \($0)" } ?? ""))
             }
         case .runFinished(let report):

@@ -1,6 +1,7 @@
 import Datasets
 import Foundation
 import Store
+import TensorCore
 import Yams
 
 /// Settings of a `rate` stage: policies sample candidates for `prompts`, they become a rating task in
