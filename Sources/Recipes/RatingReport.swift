@@ -55,6 +55,8 @@ public struct RatingStats: Sendable, Equatable {
     public var cohenKappa: Double?
     public var krippendorffAlpha: Double?
     public var sources: [Source]
+    /// Thumbs-scale answers, up and down (their vote is `likert`).
+    public var thumbsUp = 0, thumbsDown = 0
 
     public var tieRate: Double? { pairAnswers > 0 ? Double(votes["tie", default: 0]) / Double(pairAnswers) : nil }
     public var bothBadRate: Double? { pairAnswers > 0 ? Double(votes["bad", default: 0]) / Double(pairAnswers) : nil }
@@ -111,10 +113,13 @@ public struct RatingStats: Sendable, Equatable {
         }
         let sources = tally.map { Source(name: $0.key, wins: $0.value.wins, losses: $0.value.losses, ties: $0.value.ties) }
             .sorted { ($0.winRate ?? -1, $1.name) > ($1.winRate ?? -1, $0.name) }
-        return RatingStats(items: items.count, identical: items.filter(\.identical).count, votes: votes, pairAnswers: pairVotes.count,
-                           leftWins: leftWins, preferences: preferring.count, raters: raters, overlapped: shared.count,
-                           rawAgreement: pairsCount > 0 ? agreeing / pairsCount : nil, cohenKappa: kappa,
-                           krippendorffAlpha: alpha, sources: sources)
+        var stats = RatingStats(items: items.count, identical: items.filter(\.identical).count, votes: votes, pairAnswers: pairVotes.count,
+                                leftWins: leftWins, preferences: preferring.count, raters: raters, overlapped: shared.count,
+                                rawAgreement: pairsCount > 0 ? agreeing / pairsCount : nil, cohenKappa: kappa,
+                                krippendorffAlpha: alpha, sources: sources)
+        stats.thumbsUp = live.filter { $0.thumb == true }.count
+        stats.thumbsDown = live.filter { $0.thumb == false }.count
+        return stats
     }
 
     /// An answer as one nominal label for agreement: the vote, the score, or the ranking.
@@ -176,6 +181,7 @@ public struct RatingStats: Sendable, Equatable {
         let order = ["a", "b", "tie", "bad", "likert", "rank", "skip"]
         let counts = order.compactMap { v in votes[v].map { "\(v == "a" ? "first response" : v == "b" ? "second response" : v == "bad" ? "both bad" : v) \($0)" } }
         lines.append("answers: " + (counts.isEmpty ? "none" : counts.joined(separator: ", ")))
+        if thumbsUp + thumbsDown > 0 { lines.append("thumbs up \(thumbsUp), thumbs down \(thumbsDown)") }
         if pairAnswers > 0 {
             lines.append("tie rate \(pct(tieRate)), both-bad rate \(pct(bothBadRate)), left-position wins \(pct(leftWinShare)) of \(preferences) preferences")
         }

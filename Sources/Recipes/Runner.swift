@@ -280,6 +280,13 @@ public final class RecipeRunner {
                     context.note = { [onEvent] text in onEvent(.note(stage: id, text: text)) }
                     context.stageId = id
                     context.hash = hash
+                    if case .rate(var config) = stage.settings {
+                        // What makes the candidates, not how many answers to wait for or whom the command names.
+                        config.minRatings = nil
+                        config.rater = nil
+                        context.hash = try stage.with(settings: .rate(config))
+                            .effectiveHash(dependencies: hashes, fileHashes: &fileHashes, resolve: { recipe.resolve($0).path })
+                    }
                     context.modelReferences = stage.models.mapValues(\.reference)
                     context.store = store
                     context.storeDisplay = recipe.store

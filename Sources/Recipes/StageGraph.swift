@@ -80,6 +80,14 @@ extension Checker {
 }
 
 extension ResolvedStage {
+    /// The stage with other settings, its config hash recomputed.
+    func with(settings: StageSettings) -> ResolvedStage {
+        var copy = self
+        copy.settings = settings
+        copy.configHash = Recipe.configHash(HashInput(kind: kind, settings: settings, models: models.mapValues(\.reference), ratings: ratings))
+        return copy
+    }
+
     /// Files the stage reads (not through `stage:` references): the values of its kind's file keys
     /// and the models it names by path.
     public var inputFiles: [String] {

@@ -87,8 +87,8 @@ func aRateStepMakesItsTaskOnceWaitsForRatingsWithStatus3AndGoesOnOnceThereAreEno
     #expect(waiting["command"] as? String == "rein rate human --store s.sqlite --rater ann")
     #expect(try store.ratingTasks().count == 1 && store.ratingItems(taskId: task.id!).map(\.id) == items.map(\.id))
 
-    // Two answers are not enough; a third (a tie) is.
-    let rated = try runRein(["rate", "human", "--store", "s.sqlite", "--rater", "ann"], input: "a\nb\nq\n", in: dir)
+    // Two answers and a skip are not enough; a third answer (a tie) is.
+    let rated = try runRein(["rate", "human", "--store", "s.sqlite", "--rater", "ann"], input: "a\nb\ns\nq\n", in: dir)
     #expect(rated.status == 0, "\(rated.stderr)")
     #expect(try runReinCapturing(["run", "r.yaml"], in: dir).stderr.contains("task human has 2 of the 3 answers"))
     _ = try runRein(["rate", "human", "--store", "s.sqlite", "--rater", "ann"], input: "t\nq\n", in: dir)
@@ -100,6 +100,12 @@ func aRateStepMakesItsTaskOnceWaitsForRatingsWithStatus3AndGoesOnOnceThereAreEno
     #expect(pairs.split(separator: "\n").count == 2)
     let fourth = try runReinCapturing(["run", "r.yaml"], in: dir)
     #expect(fourth.status == 0 && fourth.stderr.contains("[human] rate: skipped") && fourth.stderr.contains("[rm] reward: skipped"), "\(fourth.stderr)")
+    // Waiting for fewer answers (or naming another rater) keeps the task and its candidates: no new task, no error.
+    try Data(rateRecipe.replacingOccurrences(of: "min_ratings: 3", with: "min_ratings: 2")
+        .replacingOccurrences(of: "rater: ann", with: "rater: bob").utf8).write(to: dir.appendingPathComponent("r.yaml"))
+    let fifth = try runReinCapturing(["run", "r.yaml"], in: dir)
+    #expect(fifth.status == 0 && fifth.stderr.contains("task human: made earlier, candidates kept"), "\(fifth.stderr)")
+    #expect(try store.ratingTasks().count == 1 && store.ratingItems(taskId: task.id!).map(\.responses) == items.map(\.responses))
 }
 
 @Test(.enabled(if: reinBinary != nil, "the rein executable is built by swift test"))
@@ -145,6 +151,8 @@ func rateNewWithPoliciesSamplesTheCandidatesSeededAndRecordsHowAndTheThumbsScale
     #expect(answers.map(\.rating.thumb) == [true, false, true, false])
     #expect(answers.allSatisfy { $0.rating.vote == .likert && $0.rating.likert == nil })
     #expect(answers.map(\.item.idx) == [0, 1, 2, 3])
+    let stats = try runReinCapturing(["rate", "stats", "th", "--store", "t.sqlite"], in: dir)
+    #expect(stats.stdout.contains("thumbs up 2, thumbs down 2"), "\(stats.stdout)")
 }
 
 @Test func aRateStepsBadSettingsNameTheirKeys() throws {
@@ -158,7 +166,7 @@ func rateNewWithPoliciesSamplesTheCandidatesSeededAndRecordsHowAndTheThumbsScale
         == ["r.yaml:12: stages.human.min_ratings: must be at least 1, got 0"])
     #expect(problems(rateRecipe.replacingOccurrences(of: "min_ratings: 3", with: "min_ratings: lots"))
         == ["r.yaml:12: stages.human.min_ratings: wrong type: expected an integer, got 'lots'"])
-    #expect(problems(rateRecipe.replacingOccurrences(of: "        min_ratings: 3\n", with: ""))
+    #expect(problems(rateRecipe.replacingOccurrences(of: "    min_ratings: 3\n", with: ""))
         == ["r.yaml:5: stages.human.min_ratings: required (how many answers the run waits for)"])
     #expect(problems(rateRecipe.replacingOccurrences(of: "num_candidates: 2", with: "num_candidates: 3")).first?
         .contains("stages.human.num_candidates: pair mode rates responses two at a time: expected an even number, got 3") == true)

@@ -14,7 +14,8 @@ public struct WriteContext {
     public var models: [String: StartingModel] = [:]
     /// Shows a line of progress.
     public var note: (String) -> Void = { _ in }
-    /// The stage's id and content hash (a `rate` stage records the hash with the task it makes).
+    /// The stage's id and content hash (for a `rate` stage, the hash of what makes its candidates,
+    /// recorded with the task it makes).
     public var stageId = ""
     public var hash = ""
     /// The models by role as the recipe names them (`stage:sft`).
