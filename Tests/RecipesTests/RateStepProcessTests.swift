@@ -180,3 +180,27 @@ func rateNewWithPoliciesSamplesTheCandidatesSeededAndRecordsHowAndTheThumbsScale
     guard case .rate(let config) = recipe.stages[0].settings else { Issue.record("not a rate stage"); return }
     #expect(config.task == "human" && config.seed == 9)
 }
+
+@Test(.enabled(if: reinBinary != nil, "the rein executable is built by swift test"))
+func reinTrainRewardReadsARatingTaskFromTheStoreItsConfigNames() throws {
+    let dir = try rateStepInputs()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    try writeRateCandidates(dir, count: 4)
+    #expect(try runReinCapturing(["rate", "new", "--store", "s.sqlite", "--name", "t", "--candidates", "c.jsonl"], in: dir).status == 0)
+    let rated = try runRein(["rate", "t", "--store", "s.sqlite", "--rater", "ann"], input: "a\nb\nx\nb\nq\n", in: dir)
+    #expect(rated.status == 0, "\(rated.stderr)")
+    let config = "model: llama\ndata: {ratings: t, store: s.sqlite}\nvalidation_data: held.jsonl\noutput_dir: out\nbatch_size: 2\nmax_steps: 2\nmax_length: 48\n"
+    try Data(config.utf8).write(to: dir.appendingPathComponent("rm.yaml"))
+    let trained = try runReinCapturing(["train", "reward", "--config", "rm.yaml"], in: dir)
+    #expect(trained.status == 0, "\(trained.stderr)")
+    // Three preferences (the both-bad answer left out), as rein rate export writes them.
+    let pairs = try String(contentsOf: dir.appendingPathComponent("out/ratings.jsonl"), encoding: .utf8)
+    let exported = try runReinCapturing(["rate", "export", "t", "--store", "s.sqlite"], in: dir)
+    #expect(pairs.split(separator: "\n").count == 3 && pairs == exported.stdout, "\(pairs)")
+    #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("out/model/config.json").path))
+
+    try Data(config.replacingOccurrences(of: "ratings: t,", with: "ratings: tt,").utf8).write(to: dir.appendingPathComponent("rm.yaml"))
+    let unknown = try runReinCapturing(["train", "reward", "--config", "rm.yaml"], in: dir)
+    #expect(unknown.status != 0 && unknown.stderr.contains("data.ratings: no rating task 'tt' in s.sqlite (did you mean 't'?); it has: t"),
+            "\(unknown.stderr)")
+}
