@@ -106,6 +106,10 @@ func aRateStepMakesItsTaskOnceWaitsForRatingsWithStatus3AndGoesOnOnceThereAreEno
     let fifth = try runReinCapturing(["run", "r.yaml"], in: dir)
     #expect(fifth.status == 0 && fifth.stderr.contains("task human: made earlier, candidates kept"), "\(fifth.stderr)")
     #expect(try store.ratingTasks().count == 1 && store.ratingItems(taskId: task.id!).map(\.responses) == items.map(\.responses))
+    // More answers than the task can ever get (six items, one rater each): an error, not a wait forever.
+    try Data(rateRecipe.replacingOccurrences(of: "min_ratings: 3", with: "min_ratings: 50").utf8).write(to: dir.appendingPathComponent("r.yaml"))
+    let never = try runReinCapturing(["run", "r.yaml"], in: dir)
+    #expect(never.status == 1 && never.stderr.contains("min_ratings: 50 is more answers than task human can get"), "\(never.stderr)")
 }
 
 @Test(.enabled(if: reinBinary != nil, "the rein executable is built by swift test"))

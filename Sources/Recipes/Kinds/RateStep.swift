@@ -176,6 +176,13 @@ extension StageKinds {
 
         let answers = try store.answerCount(taskId: task.id!)
         let needed = config.minRatings ?? 1
+        // Identical pairs are ties never shown: a task can get at most one answer per shown item and rater.
+        let open = items.filter { !$0.identical }.reduce(0) { $0 + $1.raters }
+        if answers < needed, needed > open {
+            throw RunnerError("min_ratings: \(needed) is more answers than task \(name) can get (\(open) to give; "
+                              + "\(items.filter(\.identical).count) of its \(items.count) items are identical pairs, never shown); "
+                              + "lower min_ratings, or raise max_prompts or temperature and name a new task")
+        }
         guard answers >= needed else {
             throw RatingsPending(stage: c.stageId, task: name, store: c.storeDisplay ?? store.path, answers: answers, needed: needed,
                                  rater: config.rater ?? "YOUR_NAME")
