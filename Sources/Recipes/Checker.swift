@@ -31,6 +31,11 @@ struct Checker {
         var models: [String: ModelSource] = [:]
         /// Every `stage:` reference the stage makes (models, tokenizer, data files).
         var refs: [Ref] = []
+        /// `data: {ratings: TASK}`, and the node of its task name.
+        var ratings: RatingsData?
+        var ratingsNode: Node?
+        /// The rating task a `rate` stage makes.
+        var rateTask: String?
     }
 
     /// A `stage:ID` or `stage:ID/FILE` reference and what it must point at.
@@ -92,7 +97,8 @@ struct Checker {
         } else {
             report(root, "stages", "required (a non-empty list of stages)")
         }
-        let stages = resolve(drafts)
+        var stages = resolve(drafts)
+        if let name { checkRatingTasks(drafts, stages: &stages, recipeStore: store ?? "runs/\(name).sqlite") }
         guard let name, problems.isEmpty else { return nil }
         return Recipe(name: name, seed: seed, store: store ?? "runs/\(name).sqlite", outputDir: outputDir ?? "runs/\(name)",
                       stages: stages, baseDirectory: base)
@@ -186,6 +192,10 @@ struct Checker {
                 readRole(role, value, keyPath, draft: &draft)
                 continue
             }
+            if key == "data", value.mapping != nil, definition.key(key) != nil {
+                readRatings(value, keyPath, kind: kind, draft: &draft)
+                continue
+            }
             guard let spec = definition.key(key) else {
                 report(keyNode, keyPath, foreignKey(key, kind: kind) ?? unknownKey(key, valid: definition.keyNames))
                 continue
@@ -204,6 +214,11 @@ struct Checker {
         do { draft.settings = try definition.decode(clean) } catch {
             report(node, label.isEmpty ? kind.rawValue : label, "cannot read the settings: \(describe(error))")
             return draft
+        }
+        if case .rate(var config) = draft.settings {
+            // The task is named after the stage unless the recipe names it.
+            if config.task == nil { config.task = draft.id; draft.settings = .rate(config) }
+            draft.rateTask = config.task
         }
         for (key, message) in definition.validate(draft.settings!) where !problems.contains(where: { $0.keyPath == Self.path(label, key) }) {
             report(map[key] ?? node, Self.path(label, key), message)

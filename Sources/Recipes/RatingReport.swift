@@ -2,6 +2,7 @@ import Evaluation
 import Foundation
 import Store
 import TensorCore
+import Tokenizers
 
 /// One judgement between two responses of an item, from one answer: a pair vote, or one pair of a ranking.
 struct PairJudgement: Equatable {
@@ -54,6 +55,8 @@ public struct RatingStats: Sendable, Equatable {
     public var cohenKappa: Double?
     public var krippendorffAlpha: Double?
     public var sources: [Source]
+    /// Thumbs-scale answers, up and down (their vote is `likert`).
+    public var thumbsUp = 0, thumbsDown = 0
 
     public var tieRate: Double? { pairAnswers > 0 ? Double(votes["tie", default: 0]) / Double(pairAnswers) : nil }
     public var bothBadRate: Double? { pairAnswers > 0 ? Double(votes["bad", default: 0]) / Double(pairAnswers) : nil }
@@ -110,16 +113,19 @@ public struct RatingStats: Sendable, Equatable {
         }
         let sources = tally.map { Source(name: $0.key, wins: $0.value.wins, losses: $0.value.losses, ties: $0.value.ties) }
             .sorted { ($0.winRate ?? -1, $1.name) > ($1.winRate ?? -1, $0.name) }
-        return RatingStats(items: items.count, identical: items.filter(\.identical).count, votes: votes, pairAnswers: pairVotes.count,
-                           leftWins: leftWins, preferences: preferring.count, raters: raters, overlapped: shared.count,
-                           rawAgreement: pairsCount > 0 ? agreeing / pairsCount : nil, cohenKappa: kappa,
-                           krippendorffAlpha: alpha, sources: sources)
+        var stats = RatingStats(items: items.count, identical: items.filter(\.identical).count, votes: votes, pairAnswers: pairVotes.count,
+                                leftWins: leftWins, preferences: preferring.count, raters: raters, overlapped: shared.count,
+                                rawAgreement: pairsCount > 0 ? agreeing / pairsCount : nil, cohenKappa: kappa,
+                                krippendorffAlpha: alpha, sources: sources)
+        stats.thumbsUp = live.filter { $0.thumb == true }.count
+        stats.thumbsDown = live.filter { $0.thumb == false }.count
+        return stats
     }
 
     /// An answer as one nominal label for agreement: the vote, the score, or the ranking.
     static func label(of r: Rating) -> String {
         switch r.vote {
-        case .likert: "\(r.likert ?? 0)"
+        case .likert: r.thumb.map { $0 ? "up" : "down" } ?? "\(r.likert ?? 0)"
         case .rank: r.ranking ?? ""
         default: r.vote.rawValue
         }
@@ -175,6 +181,7 @@ public struct RatingStats: Sendable, Equatable {
         let order = ["a", "b", "tie", "bad", "likert", "rank", "skip"]
         let counts = order.compactMap { v in votes[v].map { "\(v == "a" ? "first response" : v == "b" ? "second response" : v == "bad" ? "both bad" : v) \($0)" } }
         lines.append("answers: " + (counts.isEmpty ? "none" : counts.joined(separator: ", ")))
+        if thumbsUp + thumbsDown > 0 { lines.append("thumbs up \(thumbsUp), thumbs down \(thumbsDown)") }
         if pairAnswers > 0 {
             lines.append("tie rate \(pct(tieRate)), both-bad rate \(pct(bothBadRate)), left-position wins \(pct(leftWinShare)) of \(preferences) preferences")
         }
@@ -217,8 +224,10 @@ public enum RatingExport {
     /// The JSON lines (without line breaks): gold items, identical pairs, ties and both-bad left out, answers of
     /// raters whose gold accuracy is below `minGoldAccuracy` left out (a rater with no gold answered is kept).
     /// Majority: per item and response pair the most common label; a draw gives no line.
+    /// `conversational`: the prompt as one user message and the responses as assistant messages (a task
+    /// whose policies were given chat prompts).
     public static func trlLines(items: [RatingItem], ratings: [Rating], margin: Margin = .none, aggregate: Aggregate = .majority,
-                                minGoldAccuracy: Double = 0) throws -> [String] {
+                                minGoldAccuracy: Double = 0, conversational: Bool = false) throws -> [String] {
         let stats = RatingStats.compute(items: items, ratings: ratings)
         let excluded = Set(stats.raters.filter { ($0.goldAccuracy ?? 1) < minGoldAccuracy }.map(\.name))
         let byId = Dictionary(uniqueKeysWithValues: items.map { ($0.id!, $0) })
@@ -253,6 +262,12 @@ public enum RatingExport {
             guard j.label == "first" || j.label == "second" else { return nil }
             let item = byId[j.itemId]!
             let (win, lose) = j.label == "first" ? (j.first, j.second) : (j.second, j.first)
+            if conversational {
+                return try encoder.line(TRLChatPair(prompt: [ChatMessage(role: "user", content: item.prompt)],
+                                                    chosen: [ChatMessage(role: "assistant", content: item.responses[win])],
+                                                    rejected: [ChatMessage(role: "assistant", content: item.responses[lose])],
+                                                    margin: marginValue(j.strength, margin)))
+            }
             return try encoder.line(TRLPair(prompt: item.prompt, chosen: item.responses[win], rejected: item.responses[lose],
                                             margin: marginValue(j.strength, margin)))
         }
@@ -260,6 +275,11 @@ public enum RatingExport {
 
     private struct TRLPair: Encodable {
         var prompt: String, chosen: String, rejected: String
+        var margin: Double?
+    }
+
+    private struct TRLChatPair: Encodable {
+        var prompt: [ChatMessage], chosen: [ChatMessage], rejected: [ChatMessage]
         var margin: Double?
     }
 }

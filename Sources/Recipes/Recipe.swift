@@ -50,12 +50,14 @@ public enum RecipeStageKind: String, Codable, CaseIterable, Sendable {
     case judgePairs = "judge_pairs"
     /// Policies compared by judges (`rein compare` as a stage).
     case compare
+    /// Candidates sampled from policies, rated by people (`rein rate`) before the run goes on.
+    case rate
 
     /// The files a `data` stage writes, for `stage:ID/FILE` references.
     public static let dataFileNames = SyntheticData.fileNames
 
     /// Kinds that are planned but not declared yet.
-    public static let planned = ["generate", "rate"]
+    public static let planned = ["generate"]
 
     /// The kind's declaration.
     public var definition: StageKindDefinition { StageKinds.definition(self) }
@@ -107,6 +109,9 @@ public struct ResolvedStage: Equatable, Sendable {
     public var configHash: String
     /// The YAML line where the stage starts.
     public var line: Int?
+    /// `data: {ratings: TASK}`: the stage trains on a rating task's pairs (written to
+    /// `DIR/ratings.jsonl` when it runs); its hash then covers those pairs too.
+    public var ratings: RatingsData? = nil
 
     /// The kind's declaration.
     public var definition: StageKindDefinition { kind.definition }

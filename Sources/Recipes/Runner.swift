@@ -50,6 +50,8 @@ public struct RunReport: Sendable {
     public var status: Status
     public var stages: [StageReport]
     public var seconds: Double
+    /// Set when a `rate` stage stopped the run to wait for ratings (the run is `interrupted`).
+    public var waiting: RatingsPending? = nil
 }
 
 /// Runs a validated recipe: stages in order, recording everything in the run store.
@@ -79,6 +81,8 @@ public final class RecipeRunner {
     var outputs: [String: URL] = [:]
     var hashes: [String: String] = [:]
     var fileHashes: [String: String] = [:]
+    /// The TRL lines a stage with `data: {ratings: TASK}` trains on, read when its hash is computed.
+    var ratingsLines: [String: [String]] = [:]
 
     /// A runner of `recipe`, whose text (`recipeText`) is recorded in the store.
     public init(recipe: Recipe, recipeText: String) {
@@ -125,6 +129,12 @@ public final class RecipeRunner {
             let report: StageReport
             do {
                 report = try runStage(stage, runId: runId, existing: existing[stage.id], rerun: index >= fromIndex)
+            } catch let pending as RatingsPending {
+                try store.setRunStatus(runId, .interrupted)
+                let result = RunReport(runId: runId, status: .interrupted, stages: reports, seconds: Date().timeIntervalSince(started),
+                                       waiting: pending)
+                onEvent(.runFinished(result))
+                return result
             } catch {
                 _ = try? store.setRunStatus(runId, .failed)
                 throw error
@@ -165,8 +175,18 @@ public final class RecipeRunner {
     }
 
     /// The stage's config hash combined with its dependencies' hashes and its inputs' contents.
+    /// A stage that trains on ratings also hashes the pairs it would train on: new answers rerun it.
     func effectiveHash(_ stage: ResolvedStage) throws -> String {
-        try stage.effectiveHash(dependencies: hashes, fileHashes: &fileHashes, resolve: { recipe.resolve($0).path })
+        let hash = try stage.effectiveHash(dependencies: hashes, fileHashes: &fileHashes, resolve: { recipe.resolve($0).path })
+        guard let ratings = stage.ratings else { return hash }
+        let source = try ratings.store.map { path -> RunStore in
+            let file = recipe.resolve(path).path
+            guard FileManager.default.fileExists(atPath: file) else { throw RunnerError("stages.\(stage.id).data.store: no store at \(path)") }
+            return try RunStore(path: file)
+        } ?? store!
+        let (lines, fingerprint) = try ratings.read(in: source, keyPath: "stages.\(stage.id).data.ratings")
+        ratingsLines[stage.id] = lines
+        return ContentHash.combine([hash, "ratings:" + fingerprint])
     }
 
     struct Marker: Codable {
@@ -191,8 +211,10 @@ public final class RecipeRunner {
             var kind: RecipeStageKind
             var models: [String: String]
             var settings: StageSettings
+            var ratings: RatingsData?
         }
-        return Recipe.canonicalJSON(Snapshot(kind: stage.kind, models: stage.models.mapValues(\.reference), settings: stage.settings))
+        return Recipe.canonicalJSON(Snapshot(kind: stage.kind, models: stage.models.mapValues(\.reference), settings: stage.settings,
+                                             ratings: stage.ratings))
     }
 
     func runStage(_ stage: ResolvedStage, runId: Int64, existing: Stage?, rerun: Bool) throws -> StageReport {
@@ -260,6 +282,16 @@ public final class RecipeRunner {
                     context.stageName = "\(recipe.name)/\(stage.id)"
                     let id = stage.id
                     context.note = { [onEvent] text in onEvent(.note(stage: id, text: text)) }
+                    context.stageId = id
+                    context.hash = hash
+                    if case .rate(var config) = stage.settings {
+                        // What makes the candidates, not how many answers to wait for or whom the command names.
+                        config.minRatings = nil
+                        config.rater = nil
+                        context.hash = try stage.with(settings: .rate(config))
+                            .effectiveHash(dependencies: hashes, fileHashes: &fileHashes, resolve: { recipe.resolve($0).path })
+                    }
+                    context.storeDisplay = recipe.store
                     let facts = try write(context)
                     try store.record(metrics: facts.sorted { $0.key < $1.key }.map { Metric(stageId: stageId, step: 0, name: $0.key, value: $0.value) })
                 } else {
@@ -268,6 +300,13 @@ public final class RecipeRunner {
                     interrupted = outcome.summary.interrupted
                 }
             }
+        } catch let pending as RatingsPending {
+            // Not a failure: the stage is taken up again (task kept) by the next `rein run`.
+            try store.setStageStatus(stageId, .interrupted)
+            onEvent(.stageFinished(StageReport(stage: stage.id, kind: stage.kind, status: .interrupted, skipped: false,
+                                               seconds: Date().timeIntervalSince(started), steps: 0, before: [:], after: [:],
+                                               facts: ["waiting for ratings: \(pending.answers) of \(pending.needed) answers"], output: nil)))
+            throw pending
         } catch {
             _ = try? store.setStageStatus(stageId, .failed)
             throw RunnerError("stage \(stage.id) (\(stage.kind.rawValue)) failed: \(error)")
@@ -336,6 +375,17 @@ public final class RecipeRunner {
         var settings = stage.settings
         guard var args = settings.training else { throw RunnerError("\(stage.id): not a training stage") }
         args.data = try args.data.map(resolve)
+        if let lines = ratingsLines[stage.id] {
+            // The task's pairs as TRL lines, beside the model: what `rein rate export` would write.
+            guard !lines.isEmpty else {
+                throw RunnerError("stages.\(stage.id).data.ratings: task '\(stage.ratings!.ratings)' gives no preference pairs yet "
+                                  + "(ties, both-bad, skipped and gold answers are left out)")
+            }
+            let file = stageDirectory(stage).appendingPathComponent("ratings.jsonl")
+            try FileManager.default.createDirectory(at: stageDirectory(stage), withIntermediateDirectories: true)
+            try Data(lines.map { $0 + "\n" }.joined().utf8).write(to: file, options: .atomic)
+            args.data = file.path
+        }
         args.validationData = try args.validationData.map(resolve)
         args.evalPrompts = try args.evalPrompts.map(resolve)
         if args.saveSteps == 0 { args.saveSteps = 50 }

@@ -5,6 +5,7 @@ private struct HashInput: Encodable {
     var kind: RecipeStageKind
     var settings: StageSettings
     var models: [String: String]
+    var ratings: RatingsData?
 }
 
 /// The stage graph: ids are unique, every `stage:` reference points to an earlier stage of a kind
@@ -30,9 +31,10 @@ extension Checker {
             guard let id = d.id, let kind = d.kind, let settings = d.settings else { return nil }
             var dependencies: [String] = []
             for ref in d.refs where !dependencies.contains(ref.target) { dependencies.append(ref.target) }
-            let hash = Recipe.configHash(HashInput(kind: kind, settings: settings, models: d.models.mapValues(\.reference)))
+            let hash = Recipe.configHash(HashInput(kind: kind, settings: settings, models: d.models.mapValues(\.reference),
+                                                   ratings: d.ratings))
             return ResolvedStage(id: id, kind: kind, settings: settings, models: d.models, dependencies: dependencies,
-                                 configHash: hash, line: d.node.mark?.line)
+                                 configHash: hash, line: d.node.mark?.line, ratings: d.ratings)
         }
     }
 
@@ -78,6 +80,14 @@ extension Checker {
 }
 
 extension ResolvedStage {
+    /// The stage with other settings, its config hash recomputed.
+    func with(settings: StageSettings) -> ResolvedStage {
+        var copy = self
+        copy.settings = settings
+        copy.configHash = Recipe.configHash(HashInput(kind: kind, settings: settings, models: models.mapValues(\.reference), ratings: ratings))
+        return copy
+    }
+
     /// Files the stage reads (not through `stage:` references): the values of its kind's file keys
     /// and the models it names by path.
     public var inputFiles: [String] {

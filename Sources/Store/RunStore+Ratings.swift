@@ -38,9 +38,14 @@ public struct RatingTask: Codable, Sendable, Equatable, FetchableRecord, Mutable
     /// The share of items given to two raters (for agreement).
     public var overlap: Double
     public var createdAt: Date
+    /// Single mode: a 1-7 score or thumbs up/down.
+    public var scale: RatingScale
+    /// How the candidates were made, as JSON (the policies, prompts, sampling options and seed of
+    /// generated candidates); nil for candidates read from a file or the store.
+    public var options: String?
 
     public init(id: Int64? = nil, name: String, mode: RatingMode, source: String, seed: Int64, overlap: Double = 0,
-                createdAt: Date = Date()) {
+                createdAt: Date = Date(), scale: RatingScale = .likert, options: String? = nil) {
         self.id = id
         self.name = name
         self.mode = mode
@@ -48,6 +53,8 @@ public struct RatingTask: Codable, Sendable, Equatable, FetchableRecord, Mutable
         self.seed = seed
         self.overlap = overlap
         self.createdAt = createdAt
+        self.scale = scale
+        self.options = options
     }
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
@@ -103,6 +110,8 @@ public struct Rating: Codable, Sendable, Equatable, FetchableRecord, MutablePers
     public var likert: Int?
     /// Rank mode: response indices best first, `>` between ranks and `=` inside a tie (`2>0=1`).
     public var ranking: String?
+    /// Single mode on the thumbs scale: up (true) or down (false); the vote is `likert`, `likert` nil.
+    public var thumb: Bool?
     /// The rater's free-text reason.
     public var reason: String?
     public var shownAt: Date
@@ -111,7 +120,8 @@ public struct Rating: Codable, Sendable, Equatable, FetchableRecord, MutablePers
 
     public init(id: Int64? = nil, itemId: Int64, rater: String, session: String, swapped: Bool, vote: RatingVote,
                 strength: Int? = nil, likert: Int? = nil, ranking: String? = nil, reason: String? = nil,
-                shownAt: Date, answeredAt: Date = Date(), undone: Bool = false) {
+                shownAt: Date, answeredAt: Date = Date(), undone: Bool = false, thumb: Bool? = nil) {
+        self.thumb = thumb
         self.id = id
         self.itemId = itemId
         self.rater = rater
@@ -205,8 +215,14 @@ extension RunStore {
     /// single-rater item both: first an item given to this rater and not answered (a resumed sitting),
     /// then a new item that fewer than `raters` people were given, then the rater's skipped items not in
     /// `passed` (the items this sitting skipped already). Nil when nothing is left.
-    public func nextRatingItem(taskId: Int64, rater: String, passed: Set<Int64> = [], at date: Date = Date()) throws -> RatingItem? {
+    ///
+    /// First, items other raters were given and left unanswered go back to the pool when they were given
+    /// more than `expireAfter` seconds ago or their sitting's process (on this host) has ended, so a rater
+    /// who quit never blocks another. `session` names this sitting on the assignment.
+    public func nextRatingItem(taskId: Int64, rater: String, passed: Set<Int64> = [], at date: Date = Date(),
+                               session: String? = nil, expireAfter: TimeInterval = RunStore.assignmentTimeout) throws -> RatingItem? {
         try dbPool.write { db in
+            _ = try Self.releaseAbandoned(db, taskId: taskId, rater: rater, cutoff: date.addingTimeInterval(-expireAfter))
             let unanswered = """
                 NOT EXISTS (SELECT 1 FROM rating r WHERE r.itemId = i.id AND r.rater = :rater AND r.undone = 0 AND r.vote != 'skip')
                 """
@@ -216,7 +232,10 @@ extension RunStore {
             if let item = try RatingItem.fetchOne(db, sql: """
                 SELECT i.* FROM ratingItem i WHERE i.ratingTaskId = :task AND \(mine) AND \(unanswered) AND NOT \(skipped)
                 ORDER BY i.idx LIMIT 1
-                """, arguments: arguments) { return item }
+                """, arguments: arguments) {
+                try Self.holdAssignment(db, itemId: item.id!, rater: rater, session: session, at: date)
+                return item
+            }
             if let item = try RatingItem.fetchOne(db, sql: """
                 SELECT i.* FROM ratingItem i WHERE i.ratingTaskId = :task AND i.identical = 0 AND NOT \(mine)
                   AND (SELECT COUNT(*) FROM ratingAssignment g WHERE g.itemId = i.id) < i.raters
@@ -224,13 +243,16 @@ extension RunStore {
                 """, arguments: arguments) {
                 try db.execute(sql: "INSERT INTO ratingAssignment (itemId, rater, assignedAt) VALUES (?, ?, ?)",
                                arguments: [item.id, rater, date])
+                try Self.holdAssignment(db, itemId: item.id!, rater: rater, session: session, at: date)
                 return item
             }
             let skippedItems = try RatingItem.fetchAll(db, sql: """
                 SELECT i.* FROM ratingItem i WHERE i.ratingTaskId = :task AND \(mine) AND \(unanswered) AND \(skipped)
                 ORDER BY i.idx
                 """, arguments: arguments)
-            return skippedItems.first { !passed.contains($0.id!) }
+            guard let item = skippedItems.first(where: { !passed.contains($0.id!) }) else { return nil }
+            try Self.holdAssignment(db, itemId: item.id!, rater: rater, session: session, at: date)
+            return item
         }
     }
 

@@ -257,6 +257,7 @@ public final class RunStore: Sendable {
             try db.rename(table: "new_rating", to: "rating")
             try db.create(index: "rating_on_itemId", on: "rating", columns: ["itemId"])
         }
+        registerRatingsV6(&migrator)
         registerComparisonMigration(&migrator)
         return migrator
     }

@@ -11,7 +11,8 @@ struct Rate: ParsableCommand {
         commandName: "rate",
         abstract: "Rate responses blind at a terminal; make rating tasks, see their statistics, export preference pairs.",
         discussion: """
-        Make a task: rein rate new --store S --name NAME --candidates FILE (or --rollouts RUN[:STAGE]). \
+        Make a task: rein rate new --store S --name NAME --candidates FILE (or --rollouts RUN[:STAGE], or \
+        --policies A,B --prompts FILE to sample the candidates). \
         Rate it: rein rate NAME --store S --rater YOU (again: resumes where you stopped). \
         rein rate stats NAME --store S: votes, position bias, agreement, win rates. \
         rein rate export NAME --store S --format trl: {"prompt", "chosen", "rejected"} lines.
@@ -41,8 +42,13 @@ struct RateNew: ParsableCommand {
         --candidates FILE: JSON Lines, {"prompt", "responses": [...]} or {"prompt", "response_a", "response_b"} \
         a line; optional "sources" (or "source_a", "source_b") name where each response came from, for the win \
         rates of rein rate stats (default: the field). --rollouts RUN[:STAGE]: the responses one stage (or every \
-        stage) of a run in the store sampled, grouped by prompt. Pair mode pairs consecutive responses of a prompt, \
-        rank mode takes all of them (2 to 9), single mode each alone (a 1-7 score). Pairs identical after \
+        stage) of a run in the store sampled, grouped by prompt. --policies A,B --prompts FILE: Rein samples \
+        --num-candidates responses to each prompt (default 2; response k from policy k mod P), seeded by --seed, \
+        and records the policies, prompts, sampling options and seed on the task; a policy is a Hugging Face \
+        directory, a .gguf file (or hf:PATH, gguf:PATH), or stage:ID, the newest completed stage ID in --store. \
+        Pair mode pairs consecutive responses of a prompt, \
+        rank mode takes all of them (2 to 9), single mode each alone (a 1-7 score, or thumbs up/down with \
+        --scale thumbs). Pairs identical after \
         whitespace normalization are recorded as ties and never shown. --gold FILE ({"prompt", "chosen", \
         "rejected"} lines) mixes pairs with a known answer in, about --gold-rate of the items. --overlap F gives \
         that share of items to two raters, for agreement. A bad line is reported with its file and line and \
@@ -55,7 +61,17 @@ struct RateNew: ParsableCommand {
     @Option(help: ArgumentHelp("A JSON Lines file of prompts and responses.", valueName: "file")) var candidates: String?
     @Option(help: ArgumentHelp("A run (id or name) and optionally one stage whose rollouts to rate.", valueName: "run[:stage]"))
     var rollouts: String?
+    @Option(help: ArgumentHelp("Policies to sample the candidates from (with --prompts).", valueName: "a,b"))
+    var policies: String?
+    @Option(help: ArgumentHelp("The prompts the policies answer (with --policies).", valueName: "file")) var prompts: String?
+    @Option(help: "With --policies: responses per prompt, over all policies (default 2; rank 4; single 1).") var numCandidates: Int?
+    @Option(help: "With --policies: the sampling temperature.") var temperature: Double = 1.0
+    @Option(help: "With --policies: keep the k most likely tokens (0: all).") var topK: Int = 0
+    @Option(help: "With --policies: nucleus sampling mass (1: all).") var topP: Double = 1.0
+    @Option(help: "With --policies: most new tokens per response.") var maxNewTokens: Int = 64
+    @Option(help: "With --policies: use only the first N prompts.") var maxPrompts: Int?
     @Option(help: "pair (the default), rank or single.") var mode: String = "pair"
+    @Option(help: "Single mode: likert (1-7, the default) or thumbs (up/down).") var scale: String = "likert"
     @Option(help: ArgumentHelp("Pairs with a known answer: {\"prompt\", \"chosen\", \"rejected\"} lines.", valueName: "file"))
     var gold: String?
     @Option(help: "The share of items that are gold pairs (with --gold).") var goldRate: Double = 0.1
@@ -63,8 +79,26 @@ struct RateNew: ParsableCommand {
     @Option(help: "Seeds the screen layout, the gold positions and the overlapped items.") var seed: Int64 = 0
 
     func validate() throws {
-        if (candidates == nil) == (rollouts == nil) { throw ValidationError("give one of --candidates FILE and --rollouts RUN[:STAGE]") }
+        if [candidates != nil, rollouts != nil, policies != nil].filter({ $0 }).count != 1 {
+            throw ValidationError("give one of --candidates FILE, --rollouts RUN[:STAGE] and --policies A,B --prompts FILE")
+        }
+        if (policies == nil) != (prompts == nil) { throw ValidationError("--policies and --prompts go together") }
         if RatingMode(rawValue: mode) == nil { throw ValidationError("--mode must be pair, rank or single (got \(mode))") }
+        guard let parsedScale = RatingScale(rawValue: self.scale) else { throw ValidationError("--scale must be likert or thumbs (got \(self.scale))") }
+        if parsedScale == .thumbs && mode != "single" { throw ValidationError("--scale thumbs needs --mode single") }
+        if let policies, policies.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) || policies.isEmpty {
+            throw ValidationError("--policies: expected a comma-separated list of models (got '\(policies)')")
+        }
+        if let n = numCandidates {
+            if n < 1 { throw ValidationError("--num-candidates must be at least 1 (got \(n))") }
+            if mode == "pair", n % 2 != 0 { throw ValidationError("--num-candidates must be even in pair mode (got \(n))") }
+            if mode == "rank", !(2...9).contains(n) { throw ValidationError("--num-candidates must be 2 to 9 in rank mode (got \(n))") }
+        }
+        if temperature <= 0 { throw ValidationError("--temperature must be positive (got \(temperature))") }
+        if topK < 0 { throw ValidationError("--top-k must be at least 0 (got \(topK))") }
+        if !(topP > 0 && topP <= 1) { throw ValidationError("--top-p must be in (0, 1] (got \(topP))") }
+        if maxNewTokens < 1 { throw ValidationError("--max-new-tokens must be at least 1 (got \(maxNewTokens))") }
+        if let maxPrompts, maxPrompts < 1 { throw ValidationError("--max-prompts must be at least 1 (got \(maxPrompts))") }
         if !(0...1).contains(overlap) { throw ValidationError("--overlap must be between 0 and 1 (got \(overlap))") }
         if !(0..<1).contains(goldRate) { throw ValidationError("--gold-rate must be at least 0 and below 1 (got \(goldRate))") }
         if gold != nil && mode != "pair" { throw ValidationError("--gold needs --mode pair") }
@@ -79,9 +113,25 @@ struct RateNew: ParsableCommand {
         // Everything is read and checked before the store is opened, so a bad input writes nothing.
         let found: [RatingCandidate]
         let source: String
+        var options: String?
         var store: RunStore? = nil
         do {
-            if let candidates {
+            if let policies, let prompts {
+                let names = policies.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                if names.contains(where: { $0.hasPrefix("stage:") }) {
+                    guard FileManager.default.fileExists(atPath: path) else { throw CLIError("no store at \(path) (stage:ID policies are read from it)") }
+                    store = try RunStore(path: path)
+                }
+                let paths = try names.map { try Self.policyPath($0, store: store) }
+                guard FileManager.default.fileExists(atPath: prompts) else { throw CLIError("--prompts: no file \(prompts)") }
+                let n = numCandidates ?? (mode == .rank ? 4 : mode == .single ? 1 : 2)
+                var record = GeneratedCandidates.Record(policies: names, policyPaths: paths, prompts: prompts, numCandidates: n,
+                                                        temperature: temperature, topK: topK > 0 ? topK : nil, topP: topP < 1 ? topP : nil,
+                                                        maxNewTokens: maxNewTokens, seed: UInt64(bitPattern: seed))
+                found = try GeneratedCandidates.generate(&record, promptsPath: prompts, maxPrompts: maxPrompts, note: { Terminal.note($0) })
+                source = "policies:" + names.joined(separator: ",")
+                options = record.json
+            } else if let candidates {
                 found = try RatingTasks.readCandidates(URL(fileURLWithPath: candidates), display: candidates)
                 source = "candidates:\(candidates)"
             } else {
@@ -100,7 +150,8 @@ struct RateNew: ParsableCommand {
                 throw CLIError("no items: " + (mode == .single ? "no responses found" : "no prompt has two responses"))
             }
             let task = try (store ?? RunStore(path: path)).createRatingTask(
-                RatingTask(name: name, mode: mode, source: source, seed: seed, overlap: overlap), items: items)
+                RatingTask(name: name, mode: mode, source: source, seed: seed, overlap: overlap, scale: RatingScale(rawValue: scale)!,
+                           options: options), items: items)
             let identical = items.filter(\.identical).count, golds = items.filter { $0.gold != nil }.count
             Terminal.write("task \(task.name): \(count(items.count, "item")) (\(mode.rawValue))"
                            + (identical > 0 ? ", \(identical) identical recorded as ties" : "")
@@ -110,6 +161,22 @@ struct RateNew: ParsableCommand {
         } catch let error as DatasetError {
             throw CLIError(error.description)
         }
+    }
+
+    /// A policy as given: a path (`hf:`/`gguf:` prefixes allowed) that must exist, or `stage:ID`, the
+    /// output of the newest completed stage `ID` in the store.
+    static func policyPath(_ name: String, store: RunStore?) throws -> String {
+        if name.hasPrefix("stage:") {
+            let key = String(name.dropFirst(6))
+            guard let store else { throw CLIError("\(name): stage references need --store") }
+            guard let found = try store.newestCompletedOutput(stageKey: key) else { throw CLIError("--policies: no completed stage '\(key)' in \(store.path)") }
+            guard FileManager.default.fileExists(atPath: found) else { throw CLIError("--policies: \(name) wrote \(found), which is gone") }
+            return found
+        }
+        var path = name
+        for prefix in ["hf:", "gguf:"] where path.hasPrefix(prefix) { path = String(path.dropFirst(prefix.count)) }
+        guard FileManager.default.fileExists(atPath: path) else { throw CLIError("--policies: no model at \(path)") }
+        return path
     }
 }
 
@@ -175,7 +242,8 @@ struct RateExport: ParsableCommand {
         let task = try store.ratingTask(named: self.task)
         let lines = try RatingExport.trlLines(items: try store.ratingItems(taskId: task.id!), ratings: try store.ratings(taskId: task.id!),
                                               margin: RatingExport.Margin(rawValue: margin)!,
-                                              aggregate: RatingExport.Aggregate(rawValue: aggregate)!, minGoldAccuracy: minGoldAccuracy)
+                                              aggregate: RatingExport.Aggregate(rawValue: aggregate)!, minGoldAccuracy: minGoldAccuracy,
+                                              conversational: GeneratedCandidates.record(of: task)?.chatPrompts ?? false)
         let text = lines.map { $0 + "\n" }.joined()
         guard let output else { Terminal.write(text); return }
         let bytes = Data(text.utf8)
@@ -205,9 +273,9 @@ struct RateSession: ParsableCommand {
         again at the end), u undo the last answer (again: the one before), r type a reason for this item, ? \
         help, q quit. j/k or ↓/↑ scroll, space/PgDn and PgUp by a page. Rank mode: press the responses' \
         letters best first (= before a letter ties it with the previous one; Backspace takes one back). Single \
-        mode: 1-7. Every answer is saved before the next item appears; running the command again resumes at \
+        mode: 1-7, or + / y and - / n on the thumbs scale. Every answer is saved before the next item appears; running the command again resumes at \
         the next item not answered. Without a terminal it reads one answer a line (a, b, t, x, a2 with a \
-        strength, s, u, r TEXT, q; rank: letters best first such as cab or c=ab; single: 1-7) and prints \
+        strength, s, u, r TEXT, q; rank: letters best first such as cab or c=ab; single: 1-7, or +, -, y, n) and prints \
         each item as text, or as one JSON object a line with --json.
         """
     )
@@ -216,9 +284,13 @@ struct RateSession: ParsableCommand {
     @Option(help: "Your name (how your answers are recorded).") var rater: String
     @Flag(help: "Show where the responses came from after each answer.") var reveal = false
     @Flag(help: "Without a terminal: print each item as a JSON object a line.") var json = false
+    @Option(help: ArgumentHelp("Give back to the pool the items other raters were given and left unanswered this many minutes ago "
+                               + "(at once when their rein rate here has ended).", valueName: "minutes"))
+    var expireAfter: Double = RunStore.assignmentTimeout / 60
 
     func validate() throws {
         if rater.isEmpty { throw ValidationError("--rater must not be empty") }
+        if !(expireAfter > 0) { throw ValidationError("--expire-after must be a positive number of minutes (got \(expireAfter))") }
         if let bad = rater.unicodeScalars.first(where: { $0.properties.generalCategory == .control || $0.properties.generalCategory == .format }) {
             throw ValidationError("--rater must not contain control characters (found U+\(String(bad.value, radix: 16, uppercase: true)))")
         }
@@ -231,7 +303,7 @@ struct RateSession: ParsableCommand {
         }
         let store = try storeOption.open()
         let task = try store.ratingTask(named: self.task)
-        let sitting = RatingSitting(store: store, task: task, rater: rater, reveal: reveal)
+        let sitting = RatingSitting(store: store, task: task, rater: rater, reveal: reveal, expireAfter: expireAfter * 60)
         if interactive {
             let terminal = try RawTerminal()
             defer { terminal.restore() }
@@ -263,12 +335,18 @@ final class RatingSitting {
     private var reason: String?
     var message = ""
 
-    init(store: RunStore, task: RatingTask, rater: String, reveal: Bool) {
+    /// Seconds after which another rater's unanswered item goes back to the pool.
+    let expireAfter: TimeInterval
+
+    init(store: RunStore, task: RatingTask, rater: String, reveal: Bool, expireAfter: TimeInterval = RunStore.assignmentTimeout) {
         self.store = store
         self.task = task
         self.rater = rater
         self.reveal = reveal
+        self.expireAfter = expireAfter
     }
+
+    var thumbs: Bool { task.mode == .single && task.scale == .thumbs }
 
     /// What a key or line asks for, in screen terms (positions, not response indices).
     enum Action {
@@ -276,6 +354,8 @@ final class RatingSitting {
         case tie, bad
         case strength(Int)
         case likert(Int)
+        /// Thumbs up (true) or down.
+        case thumb(Bool)
         case rank([[Int]])
         case skip, undo, quit, help
         case reason(String)
@@ -288,22 +368,23 @@ final class RatingSitting {
             self.forced = nil
             return forced
         }
-        return try store.nextRatingItem(taskId: task.id!, rater: rater, passed: passed)
+        return try store.nextRatingItem(taskId: task.id!, rater: rater, passed: passed, session: session, expireAfter: expireAfter)
     }
 
     /// Applies `action` to `item` (shown at `shownAt` in `order`): true when the item is done (answered,
     /// skipped, or replaced by an undone one).
     func apply(_ action: Action, item: RatingItem, order: [Int], shownAt: Date) throws -> Bool {
         let swapped = order != Array(order.indices)
-        func save(_ vote: RatingVote, strength: Int? = nil, likert: Int? = nil, ranking: String? = nil) throws {
+        func save(_ vote: RatingVote, strength: Int? = nil, likert: Int? = nil, ranking: String? = nil, thumb: Bool? = nil) throws {
             let rating = try store.record(rating: Rating(itemId: item.id!, rater: rater, session: session, swapped: swapped, vote: vote,
                                                          strength: strength, likert: likert, ranking: ranking, reason: reason,
-                                                         shownAt: shownAt))
+                                                         shownAt: shownAt, thumb: thumb))
             answered += vote == .skip ? 0 : 1
             reason = nil
             amendable = (vote == .a || vote == .b) && strength == nil ? rating.id : nil
             let words: [RatingVote: String] = [.a: "\(order[0] == 0 ? "left" : "right") better", .b: "\(order[0] == 1 ? "left" : "right") better",
-                                               .tie: "tie", .bad: "both bad", .skip: "skipped", .likert: "score \(likert ?? 0)",
+                                               .tie: "tie", .bad: "both bad", .skip: "skipped",
+                                               .likert: thumb.map { $0 ? "thumbs up" : "thumbs down" } ?? "score \(likert ?? 0)",
                                                .rank: "ranked"]
             message = "saved: \(words[vote]!)" + (strength.map { ", strength \($0)" } ?? "")
                 + ((vote == .a || vote == .b) && strength == nil ? " (1-4 now adds a strength)" : "")
@@ -320,8 +401,11 @@ final class RatingSitting {
             guard task.mode == .pair else { return false }
             try save(.bad)
         case let .likert(value):
-            guard task.mode == .single, (1...7).contains(value) else { return false }
+            guard task.mode == .single, !thumbs, (1...7).contains(value) else { return false }
             try save(.likert, likert: value)
+        case let .thumb(up):
+            guard thumbs else { return false }
+            try save(.likert, thumb: up)
         case let .rank(positions):
             guard task.mode == .rank else { return false }
             let flat = positions.flatMap { $0 }
@@ -383,6 +467,7 @@ final class RatingSitting {
         switch task.mode {
         case .pair: "? help  q quit  a/← left  b/→ right  t tie  x both bad  s skip  u undo  1-4 strength  r reason  j/k scroll"
         case .rank: "? help  q quit  letters best first (= ties)  ⌫ back  s skip  u undo  r reason  j/k scroll"
+        case .single where thumbs: "? help  q quit  + or y thumbs up  - or n thumbs down  s skip  u undo  r reason  j/k scroll"
         case .single: "? help  q quit  1 (worst) .. 7 (best)  s skip  u undo  r reason  j/k scroll"
         }
     }
@@ -446,6 +531,11 @@ final class RatingSitting {
         case "t", "tie": if task.mode == .pair { return .tie }
         case "x", "bad": if task.mode == .pair { return .bad }
         default: break
+        }
+        if thumbs {
+            if ["+", "y", "yes", "up"].contains(lower) { return .thumb(true) }
+            if ["-", "n", "no", "down"].contains(lower) { return .thumb(false) }
+            return nil
         }
         if let n = Int(lower) { return task.mode == .single ? .likert(n) : .strength(n) }
         if task.mode == .pair {
@@ -543,6 +633,10 @@ final class RatingSitting {
             case "1", "2", "3", "4": return .strength(Int(key)!)
             default: return nil
             }
+        case .single where thumbs:
+            if key == "+" || key == "y" { return .thumb(true) }
+            if key == "-" || key == "n" { return .thumb(false) }
+            return nil
         case .single:
             if let n = Int(key), (1...7).contains(n) { return .likert(n) }
             return nil
@@ -588,7 +682,7 @@ final class RatingSitting {
         j k ↓ ↑  scroll a line; space, PgDn, PgUp: a page
         q        quit: every answer is saved already; run the same command again to go on
         Rank mode: the responses' letters best first; = before a letter ties it with the previous one.
-        Single mode: 1 (worst) to 7 (best).
+        Single mode: 1 (worst) to 7 (best); on the thumbs scale + or y thumbs up, - or n thumbs down.
         """
         return text.split(separator: "\n", omittingEmptySubsequences: false).flatMap { RatingScreen.wrap(String($0), cells: width) }
             .map { RatingScreen.pad($0, to: width) }

@@ -13,7 +13,9 @@ struct RunRecipe: ParsableCommand {
         discussion: """
         Completed stages whose config and inputs are unchanged are skipped; an interrupted run resumes \
         from its last checkpoint. Ctrl-C finishes the current step, writes a checkpoint, marks the run \
-        interrupted and exits with status 130. Paths in the recipe are relative to the current directory.
+        interrupted and exits with status 130. A rate stage whose task has fewer than min_ratings answers \
+        stops the run with status 3 (waiting for ratings) after printing the rein rate command to run; \
+        rein run again goes on once enough answers exist. Paths in the recipe are relative to the current directory.
         """
     )
 
@@ -60,6 +62,16 @@ struct RunRecipe: ParsableCommand {
             view.endLine()
             throw CLIError("\(error)\n(completed stages are kept: `rein run \(recipe)` again continues from the failed stage)")
         }
+        if let pending = report.waiting {
+            if json {
+                view.emitJSON(pending)
+            } else {
+                Terminal.note("run \(report.runId) waits for ratings: task \(pending.task) has \(pending.answers) of the "
+                              + "\(pending.needed) answers stage \(pending.stage) needs (exit status \(RatingsPending.exitStatus))")
+                Terminal.write("rate: \(pending.command)\nthen: rein run \(recipe)\n")
+            }
+            throw ExitCode(RatingsPending.exitStatus)
+        }
         if report.status == .interrupted {
             Terminal.note("run \(report.runId) interrupted; `rein run \(recipe)` resumes it from the last checkpoint")
             throw ExitCode(130)
@@ -105,7 +117,8 @@ struct RunView {
         case .stageFinished(let report):
             endLine()
             if mode == .text {
-                let status = report.status == .interrupted ? "interrupted at step \(report.steps)" : "done in \(ReportText.duration(report.seconds))"
+                let waiting = report.facts.first { $0.hasPrefix("waiting for ratings") }
+                let status = report.status == .interrupted ? waiting ?? "interrupted at step \(report.steps)" : "done in \(ReportText.duration(report.seconds))"
                 Terminal.note("[\(report.stage)] \(status)" + (report.output.map { " -> \($0)" } ?? ""))
             }
         case .runFinished(let report):
@@ -131,6 +144,15 @@ struct RunView {
             lines.append(head + (parts.isEmpty ? "" : ": " + parts.joined(separator: "; ")))
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// `{"event": "waiting_for_ratings", ...}` with the command to run.
+    func emitJSON(_ pending: RatingsPending) {
+        let object: [String: Any] = ["event": "waiting_for_ratings", "stage": pending.stage, "task": pending.task, "store": pending.store,
+                                     "answers": pending.answers, "min_ratings": pending.needed, "command": pending.command]
+        if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) {
+            Terminal.write(String(decoding: data, as: UTF8.self) + "\n")
+        }
     }
 
     func emitJSON(_ event: RunEvent) {

@@ -90,7 +90,20 @@ struct Train: ParsableCommand {
             throw CLIError(error.description)
         }
         var settings = stage.settings
-        let args = settings.training!
+        var args = settings.training!
+        if let ratings = stage.ratings {
+            // The task's pairs as `rein rate export --format trl` writes them, in the output directory.
+            guard let path = ratings.store ?? store else {
+                throw CLIError("data: {ratings: \(ratings.ratings)} needs the store: give store: FILE in the mapping or --store")
+            }
+            guard FileManager.default.fileExists(atPath: path) else { throw CLIError("data.store: no store at \(path)") }
+            let lines = try ratings.lines(in: RunStore(path: path), keyPath: "data.ratings")
+            guard !lines.isEmpty else { throw CLIError("data.ratings: task '\(ratings.ratings)' gives no preference pairs yet") }
+            let file = URL(fileURLWithPath: args.outputDir ?? "runs/\(kind.rawValue)").appendingPathComponent("ratings.jsonl")
+            try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try Data(lines.map { $0 + "\n" }.joined().utf8).write(to: file, options: .atomic)
+            args.data = file.path
+        }
         let models = try stage.models.mapValues { source in
             try StageExecutor.startingModel(source, resolve: { reference in
                 guard !reference.hasPrefix("stage:") else { throw CLIError("\(reference): stage references need a recipe (rein run)") }

@@ -29,7 +29,7 @@ private func pairTask(_ store: RunStore, name: String = "t", count: Int, overlap
     try queue.close()
 
     let store = try RunStore(path: path)
-    #expect(try store.appliedMigrations() == ["v1", "v2", "v3", "v4", "v5", "v6-comparisons"])
+    #expect(try store.appliedMigrations() == ["v1", "v2", "v3", "v4", "v5", "v6-ratings", "v6-comparisons"])
     let task = try store.ratingTask(named: "v4-ratings")
     #expect(task.mode == .pair)
     let items = try store.ratingItems(taskId: task.id!)

@@ -39,7 +39,7 @@ private func storeWithStage(_ path: String) throws -> (RunStore, Int64) {
     try queue.close()
 
     let store = try RunStore(path: path)
-    #expect(try store.appliedMigrations() == ["v1", "v2", "v3", "v4", "v5", "v6-comparisons"])
+    #expect(try store.appliedMigrations() == ["v1", "v2", "v3", "v4", "v5", "v6-ratings", "v6-comparisons"])
     let columns = try store.dbPool.read { db in try db.columns(in: "rollout").map(\.name) }
     #expect(columns.suffix(3) == ["responseTokenIds", "advantage", "groupIndex"])
     let indexes = try store.dbPool.read { db in try db.indexes(on: "rollout").map(\.name) }
@@ -186,7 +186,7 @@ private func storeWithStage(_ path: String) throws -> (RunStore, Int64) {
     try queue.close()
 
     let store = try RunStore(path: path)
-    #expect(try store.appliedMigrations() == ["v1", "v2", "v3", "v4", "v5", "v6-comparisons"])
+    #expect(try store.appliedMigrations() == ["v1", "v2", "v3", "v4", "v5", "v6-ratings", "v6-comparisons"])
     let stageId = try #require(try store.runs().first?.stages.first?.id)
     let rows = try store.rollouts(stageId: stageId)
     #expect(rows.map { "\($0.phase) \($0.step).\($0.idx)" }

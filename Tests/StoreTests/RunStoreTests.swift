@@ -22,7 +22,7 @@ func removeStore(_ path: String) {
     defer { removeStore(path) }
     do {
         let store = try RunStore(path: path)
-        #expect(try store.appliedMigrations() == ["v1", "v2", "v3", "v4", "v5", "v6-comparisons"])
+        #expect(try store.appliedMigrations() == ["v1", "v2", "v3", "v4", "v5", "v6-ratings", "v6-comparisons"])
         let tables = try store.dbPool.read { db in
             try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name != 'grdb_migrations' ORDER BY name")
         }
@@ -32,7 +32,7 @@ func removeStore(_ path: String) {
         _ = try store.createRun(name: "first", recipe: "name: first", seed: 1)
     }
     let reopened = try RunStore(path: path)
-    #expect(try reopened.appliedMigrations() == ["v1", "v2", "v3", "v4", "v5", "v6-comparisons"])
+    #expect(try reopened.appliedMigrations() == ["v1", "v2", "v3", "v4", "v5", "v6-ratings", "v6-comparisons"])
     #expect(try reopened.runs().map(\.run.name) == ["first"])
 }
 

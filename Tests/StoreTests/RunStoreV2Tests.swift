@@ -40,7 +40,7 @@ private func storeWithRun(_ path: String, name: String = "quickstart", outputDir
     try queue.close()
 
     let store = try RunStore(path: path)
-    #expect(try store.appliedMigrations() == ["v1", "v2", "v3", "v4", "v5", "v6-comparisons"])
+    #expect(try store.appliedMigrations() == ["v1", "v2", "v3", "v4", "v5", "v6-ratings", "v6-comparisons"])
     let runs = try store.runs()
     try #require(runs.count == 1)
     let old = runs[0]

@@ -1,5 +1,6 @@
 import Datasets
 import Foundation
+import Store
 import Tokenizers
 import Store
 import Yams
@@ -14,10 +15,16 @@ public struct WriteContext {
     public var models: [String: StartingModel] = [:]
     /// Shows a line of progress.
     public var note: (String) -> Void = { _ in }
-    /// The references of `models` as the recipe wrote them (`stage:sft`).
+    /// The stage's id and content hash (for a `rate` stage, the hash of what makes its candidates,
+    /// recorded with the task it makes).
+    public var stageId = ""
+    public var hash = ""
+    /// The models by role as the recipe names them (`stage:sft`).
     public var modelReferences: [String: String] = [:]
-    /// The run's store and id, and the stage's id in the recipe (a comparison stores its verdicts there).
+    /// The run's store, and its path as the recipe gives it (for commands printed to the user).
     public var store: RunStore?
+    public var storeDisplay: String?
+    /// The run's id, and the stage's label `RECIPE/ID` (a comparison stores its verdicts there).
     public var runId: Int64?
     public var stageName = ""
 }

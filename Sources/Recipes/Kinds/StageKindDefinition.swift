@@ -208,6 +208,7 @@ public enum StageSettings: Equatable, Sendable, Encodable {
     case criticFree(CriticFreeConfig)
     case judgePairs(JudgePairsConfig)
     case compare(CompareStageConfig)
+    case rate(RateStepConfig)
 
     /// The shared training arguments of a training stage.
     public var training: TrainingArguments? {
@@ -218,7 +219,7 @@ public enum StageSettings: Equatable, Sendable, Encodable {
             case .dpo(let c): c.args
             case .ppo(let c): c.args
             case .criticFree(let c): c.args
-            case .data, .tokenizer, .judgePairs, .compare: nil
+            case .data, .tokenizer, .judgePairs, .rate, .compare: nil
             }
         }
         set {
@@ -229,7 +230,7 @@ public enum StageSettings: Equatable, Sendable, Encodable {
             case .dpo(var c): c.args = newValue; self = .dpo(c)
             case .ppo(var c): c.args = newValue; self = .ppo(c)
             case .criticFree(var c): c.args = newValue; self = .criticFree(c)
-            case .data, .tokenizer, .judgePairs, .compare: break
+            case .data, .tokenizer, .judgePairs, .rate, .compare: break
             }
         }
     }
@@ -245,6 +246,7 @@ public enum StageSettings: Equatable, Sendable, Encodable {
         case .criticFree(let c): try c.encode(to: encoder)
         case .judgePairs(let c): try c.encode(to: encoder)
         case .compare(let c): try c.encode(to: encoder)
+        case .rate(let c): try c.encode(to: encoder)
         }
     }
 }
@@ -252,7 +254,7 @@ public enum StageSettings: Equatable, Sendable, Encodable {
 /// The registry: every stage kind's declaration.
 public enum StageKinds {
     /// In the order `rein check` lists them.
-    public static let all: [StageKindDefinition] = [data, tokenizer, judgePairs, pretrain, sft, reward, dpo, ppo, rloo, grpo, compare]
+    public static let all: [StageKindDefinition] = [data, tokenizer, judgePairs, rate, pretrain, sft, reward, dpo, ppo, rloo, grpo, compare]
 
     /// The declaration of `kind`.
     public static func definition(_ kind: RecipeStageKind) -> StageKindDefinition {
