@@ -8,22 +8,13 @@ import Testing
 // policies (the fixture and a DPO-tuned copy), a best-of-n baseline, score judges and pairwise
 // command judges; every verdict checked against the stored responses.
 
-private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../Fixtures")
-
 /// `policy/` (the tiny Llama), `prompts.jsonl`, `eval.jsonl` (held-out prompts with answers) and
 /// the judge scripts, in a fresh directory.
 private func compareInputs() throws -> URL {
     let fm = FileManager.default
     let dir = fm.temporaryDirectory.appendingPathComponent("rein-compare-\(UUID().uuidString)")
-    let policy = dir.appendingPathComponent("policy")
-    try fm.createDirectory(at: policy, withIntermediateDirectories: true)
-    let llama = fixtures.appendingPathComponent("hf-tiny-llama")
-    for file in ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json"] {
-        try fm.copyItem(at: llama.appendingPathComponent(file), to: policy.appendingPathComponent(file))
-    }
-    let topics = ["the sea", "a red fox", "rain", "old books", "the moon", "bread", "a small town", "winter",
-                  "music", "a garden", "trains", "the river", "clocks", "a letter", "mountains", "coffee"]
-    let lines = topics.map { "{\"prompt\": \(JSONText.quoted("Write about \($0):"))}\n" }
+    try copyFixtureModel(to: dir.appendingPathComponent("policy"))
+    let lines = fixturePromptTopics.map { "{\"prompt\": \(JSONText.quoted("Write about \($0):"))}\n" }
     try Data(lines.joined().utf8).write(to: dir.appendingPathComponent("prompts.jsonl"))
     let held = ["a cat", "the wind", "glass", "a bridge", "snow", "a lamp"].map {
         "{\"prompt\": \(JSONText.quoted("Tell me of \($0):")), \"answer\": \"yes\"}\n"
@@ -45,7 +36,7 @@ private func compareInputs() throws -> URL {
     return dir
 }
 
-private func compareRecipe(judges: String, extra: String = "") -> String {
+private func compareRecipe(judges: String, baselines: String = "[best_of_n:3]", extra: String = "") -> String {
     var text = """
     name: cmp
     seed: 9
@@ -81,7 +72,7 @@ private func compareRecipe(judges: String, extra: String = "") -> String {
         reward_model: stage:rm
         prompts: eval.jsonl
         judges: \(judges)
-        baselines: [best_of_n:3]
+        baselines: \(baselines)
         response_length: 8
         samples_per_prompt: 2
         bootstrap: 200
@@ -181,13 +172,24 @@ private func run(_ text: String, in dir: URL) throws -> RunReport {
     @Test func failingJudgesRecordFailuresNeverWinsAndResponsesAreReused() throws {
         let dir = try compareInputs()
         defer { try? FileManager.default.removeItem(at: dir) }
-        _ = try run(compareRecipe(judges: "[length]"), in: dir)
+        _ = try run(compareRecipe(judges: "[length]", baselines: "[best_of_n:3, in_context:2]"), in: dir)
         let store = try RunStore(path: dir.appendingPathComponent("runs/cmp.sqlite").path)
         let generations = try store.dbPool.read { db in try CompareGeneration.fetchAll(db) }
         #expect(!generations.isEmpty)
+        // In context: two solved examples from the prompts file (never the prompt itself) before each prompt.
+        let first = try #require(try store.compareSessions().first)
+        #expect(try store.comparePolicies(sessionId: first.id!).map(\.name) == ["policy", "tuned", "best_of_3", "in_context_2"])
+        let shots = generations.filter { $0.prompt.components(separatedBy: "Tell me of").count - 1 == 3 }
+        #expect(shots.count == 6 * 2, "\(generations.map(\.prompt).prefix(3))")
+        for g in shots {
+            let asked = try #require(g.prompt.components(separatedBy: "Tell me of").last)
+            #expect(g.prompt.components(separatedBy: "Tell me of" + asked).count == 2, "the prompt is not among its own examples")
+            #expect(g.prompt.components(separatedBy: "yes").count - 1 >= 2, "the examples' answers are shown")
+        }
 
         // Other judges: the stage reruns (its settings changed) but samples nothing new.
-        _ = try run(compareRecipe(judges: "[length, \"pairwise_command:\(dir.path)/garbage.sh\", \"pairwise_command:\(dir.path)/crash.sh\"]"), in: dir)
+        _ = try run(compareRecipe(judges: "[length, \"pairwise_command:\(dir.path)/garbage.sh\", \"pairwise_command:\(dir.path)/crash.sh\"]",
+                                  baselines: "[best_of_n:3, in_context:2]"), in: dir)
         let again = try store.dbPool.read { db in try CompareGeneration.fetchAll(db) }
         #expect(again == generations)
         let session = try #require(try store.compareSessions().first)

@@ -7,22 +7,13 @@ import Testing
 // `judge_pairs` (a policy's own samples, paired by a judge) and `eval_judge` (a gold judge on the
 // held-out replies of the online RL stages), run in process on the tiny Llama fixture.
 
-private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../Fixtures")
-
 /// `policy/` (the tiny Llama), `prompts.jsonl` (`count` text prompts) and `eval.jsonl` (held-out
 /// prompts with answers) in a fresh directory.
 private func judgeInputs(prompts count: Int = 12) throws -> URL {
     let fm = FileManager.default
     let dir = fm.temporaryDirectory.appendingPathComponent("rein-judge-pairs-\(UUID().uuidString)")
-    let policy = dir.appendingPathComponent("policy")
-    try fm.createDirectory(at: policy, withIntermediateDirectories: true)
-    let llama = fixtures.appendingPathComponent("hf-tiny-llama")
-    for file in ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json"] {
-        try fm.copyItem(at: llama.appendingPathComponent(file), to: policy.appendingPathComponent(file))
-    }
-    let topics = ["the sea", "a red fox", "rain", "old books", "the moon", "bread", "a small town", "winter",
-                  "music", "a garden", "trains", "the river", "clocks", "a letter", "mountains", "coffee"]
-    let lines = (0..<count).map { "{\"prompt\": \(JSONText.quoted("Write about \(topics[$0 % topics.count]):"))}\n" }
+    try copyFixtureModel(to: dir.appendingPathComponent("policy"))
+    let lines = (0..<count).map { "{\"prompt\": \(JSONText.quoted("Write about \(fixturePromptTopics[$0 % fixturePromptTopics.count]):"))}\n" }
     try Data(lines.joined().utf8).write(to: dir.appendingPathComponent("prompts.jsonl"))
     let held = ["a cat", "the wind", "glass", "a bridge"].map {
         "{\"prompt\": \(JSONText.quoted("Write about \($0):")), \"answer\": \"yes\"}\n"

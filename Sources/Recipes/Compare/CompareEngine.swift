@@ -619,7 +619,7 @@ public final class CompareEngine {
             if out[i].contains(where: { $0 == nil }) { missing.append(i) }
         }
         if !missing.isEmpty {
-            note("\(label): sampling \(missing.count) of \(prompts.count) prompts × \(samples) (\(prompts.count - missing.count) cached)")
+            note("\(label): sampling \(missing.count) of \(prompts.count) prompts × \(samples) (\(prompts.count - missing.count) fully cached)")
         }
         var done = 0
         for start in stride(from: 0, to: missing.count, by: max(1, o.generationBatchSize)) {
