@@ -26,11 +26,15 @@ public struct RolloutArguments: Codable, Equatable, Sendable {
     public var rewardClip: Double?
     /// A gold judge (the `judge` specs) also scoring the held-out responses: `eval/judge_score`.
     public var evalJudge: String?
+    /// Every N updates the policy is also exported as a model (`steps/N`, LoRA merged), which
+    /// `rein compare` takes as `stage:ID@N` and draws on the reward-vs-KL frontier (0: never).
+    public var exportSteps: Int = 0
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case responseLength = "response_length", temperature, missingEOSPenalty = "missing_eos_penalty"
         case numMiniBatches = "num_mini_batches", topK = "top_k", topP = "top_p", totalEpisodes = "total_episodes"
         case judge, normalizeReward = "normalize_reward", rewardClip = "reward_clip", evalJudge = "eval_judge"
+        case exportSteps = "export_steps"
     }
     public init() {}
     public init(from decoder: Decoder) throws {
@@ -46,6 +50,7 @@ public struct RolloutArguments: Codable, Equatable, Sendable {
         normalizeReward = try c.decodeIfPresent(Bool.self, forKey: .normalizeReward) ?? false
         rewardClip = try c.decodeIfPresent(Double.self, forKey: .rewardClip)
         evalJudge = try c.decodeIfPresent(String.self, forKey: .evalJudge)
+        exportSteps = try c.decodeIfPresent(Int.self, forKey: .exportSteps) ?? 0
     }
     public static var keys: [String] { CodingKeys.allCases.map(\.rawValue) }
 }

@@ -134,6 +134,28 @@ extension DecoderModel {
         adapters = [:]
     }
 
+    /// Runs `body` with every adapter folded into its base weight (as ``mergeLoRA()`` does) and
+    /// the adapters switched off, then puts the base weights back bit for bit and the adapters on:
+    /// a snapshot of the merged model in the middle of training, which does not change the run.
+    public func withLoRAMerged<T>(_ body: () throws -> T) rethrows -> T {
+        guard !adapters.isEmpty else { return try body() }
+        var saved: [(Tensor, [Float])] = []
+        Autograd.withoutGrad {
+            for (_, w) in linearModules {
+                guard let adapter = adapters[ObjectIdentifier(w)] else { continue }
+                saved.append((w, Array(UnsafeBufferPointer(start: w.data, count: w.count))))
+                addInPlace(w, matmul(adapter.b.detached(), adapter.a.detached()) * adapter.scale)
+            }
+        }
+        let enabled = adaptersEnabled
+        adaptersEnabled = false
+        defer {
+            for (w, values) in saved { values.withUnsafeBufferPointer { w.data.update(from: $0.baseAddress!, count: values.count) } }
+            adaptersEnabled = enabled
+        }
+        return try body()
+    }
+
     /// Writes `adapter_model.safetensors` (PEFT key names) and `adapter_config.json` into `directory`.
     public func saveLoRA(to directory: URL) throws {
         guard let config = loraConfig, !adapters.isEmpty else { throw LoRAError.invalid("the model has no adapters to save") }

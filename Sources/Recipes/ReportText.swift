@@ -1,4 +1,5 @@
 import Foundation
+import Report
 import Store
 #if canImport(Glibc)
 import Glibc
@@ -24,35 +25,14 @@ public struct ChartSeries {
 /// Plain-text pieces of run reports (`rein runs`): durations, numbers, dates, tables, CSV fields
 /// and a text chart of metric series. Pure functions, except `processIsGone`.
 public enum ReportText {
-    /// A short duration: `3.2s`, `42s`, `4m05s`, `2h03m`, `3d04h`; negative or non-finite is `0s`.
-    public static func duration(_ seconds: Double) -> String {
-        guard seconds.isFinite, seconds > 0 else { return "0s" }
-        if seconds < 9.95 { return String(format: "%.1fs", seconds) }
-        let s = Int(seconds.rounded())
-        func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
-        if s < 60 { return "\(s)s" }
-        if s < 3600 { return "\(s / 60)m\(two(s % 60))s" }
-        if s < 86400 { return "\(s / 3600)h\(two(s / 60 % 60))m" }
-        return "\(s / 86400)d\(two(s / 3600 % 24))h"
-    }
+    /// A short duration: `3.2s`, `42s`, `4m05s`, `2h03m`, `3d04h`; negative or non-finite is `0s`
+    /// (the HTML report's own).
+    public static func duration(_ seconds: Double) -> String { Report.Format.duration(seconds) }
 
     /// A metric value in few characters: whole numbers as integers, 4 significant digits between
-    /// 0.001 and 1000, no decimals up to 1e6, scientific otherwise (`2e-04`, `1.5e+07`).
-    public static func number(_ x: Double) -> String {
-        if x.isNaN { return "nan" }
-        if x.isInfinite { return x > 0 ? "inf" : "-inf" }
-        let a = abs(x)
-        if x == x.rounded(), a < 1e15 { return String(Int64(x)) }
-        if a >= 1e-3, a < 1000 { return String(format: "%.4g", x) }
-        if a >= 1000, a < 1e6 { return String(format: "%.0f", x) }
-        // Scientific, without the mantissa's trailing zeros.
-        let text = String(format: "%.3e", x)
-        guard let e = text.firstIndex(of: "e") else { return text }
-        var mantissa = text[..<e]
-        while mantissa.hasSuffix("0") { mantissa.removeLast() }
-        if mantissa.hasSuffix(".") { mantissa.removeLast() }
-        return String(mantissa + text[e...])
-    }
+    /// 0.001 and 1000, no decimals up to 1e6, scientific otherwise (`2e-04`, `1.5e+07`); the HTML
+    /// report's own.
+    public static func number(_ x: Double) -> String { Report.Format.number(x) }
 
     /// `2026-11-22 13:27` in `timeZone` (default: the local one).
     public static func shortDate(_ date: Date, timeZone: TimeZone = .current) -> String {

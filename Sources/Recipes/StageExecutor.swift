@@ -119,10 +119,6 @@ public struct StageExecutor {
         }
     }
 
-    /// Kinds whose data are prompts for rollouts, all of them trained on: no `validation_split`
-    /// holds some back (they measure on `eval_prompts`).
-    static func promptsOnly(_ kind: RecipeStageKind) -> Bool { kind == .ppo || kind == .rloo || kind == .grpo }
-
     /// Trains and exports. When `onEvent` stops training, the outcome is `interrupted` and nothing
     /// is exported (the last checkpoint holds the step reached).
     public func run() throws -> StageOutcome {
@@ -147,7 +143,7 @@ public struct StageExecutor {
                                          maxLength: min(args.maxLength, model.config.maxPositions), overflow: args.overflow)
         let sets = try RecordSet.readSplits(train: URL(fileURLWithPath: data),
                                             validation: args.validationData.map { URL(fileURLWithPath: $0) },
-                                            validationFraction: args.validationData == nil && !Self.promptsOnly(kind) ? args.validationSplit : 0,
+                                            validationFraction: args.validationData == nil && !definition.promptsOnly ? args.validationSplit : 0,
                                             seed: args.seed, onBadRecord: args.onBadRecord)
         if sets.train.stats.skipped > 0 {
             note("skipped \(sets.train.stats.skipped) bad line(s) of \(data): \(sets.train.stats.skipReasons.first.map { "\($0)" } ?? "")")

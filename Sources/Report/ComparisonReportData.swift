@@ -116,7 +116,8 @@ public struct ComparisonReportData: Codable, Sendable, Equatable {
 
     /// A checkpoint on the reward-vs-KL plane: its gold-judge reward and optionally the proxy
     /// (reward-model) score it was trained on. `pareto` marks the points on the front: no other
-    /// point has KL as low and gold as high with one of them strictly better (`markingPareto`).
+    /// point has KL as low and gold as high with one of them strictly better (the comparison marks
+    /// them with `CompareStatistics.paretoFront`).
     public struct FrontierPoint: Codable, Sendable, Equatable {
         /// The training run or sweep the point belongs to (one colour per series).
         public var series: String
@@ -134,18 +135,6 @@ public struct ComparisonReportData: Codable, Sendable, Equatable {
             self.gold = gold
             self.proxy = proxy
             self.pareto = pareto
-        }
-
-        /// `points` with `pareto` set on exactly those not dominated by another point (lower or
-        /// equal KL and higher or equal gold, one strictly). Non-finite points are never on it.
-        public static func markingPareto(_ points: [FrontierPoint]) -> [FrontierPoint] {
-            points.map { p in
-                var p = p
-                p.pareto = p.kl.isFinite && p.gold.isFinite && !points.contains { q in
-                    q.kl.isFinite && q.gold.isFinite && q.kl <= p.kl && q.gold >= p.gold && (q.kl < p.kl || q.gold > p.gold)
-                }
-                return p
-            }
         }
     }
 

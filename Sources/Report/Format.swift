@@ -1,8 +1,9 @@
 import Foundation
 
 /// Deterministic number and date texts for the report: the same input always gives the same
-/// bytes, whatever the machine's locale or time zone.
-enum Format {
+/// bytes, whatever the machine's locale or time zone. `number` and `duration` are also the
+/// terminal's (`rein runs`, through `ReportText`), so a figure reads the same in both.
+public enum Format {
     /// An SVG coordinate: at most two decimals, trailing zeros dropped, never `-0`.
     static func coordinate(_ x: Double) -> String {
         guard x.isFinite else { return "0" }
@@ -25,7 +26,7 @@ enum Format {
     /// A number for a reader, in few characters (as `rein runs show` prints metrics): whole numbers
     /// as integers, 4 significant digits between 0.001 and 1000, no decimals up to 1e6, scientific
     /// otherwise.
-    static func number(_ x: Double) -> String {
+    public static func number(_ x: Double) -> String {
         if x.isNaN { return "nan" }
         if x.isInfinite { return x > 0 ? "inf" : "-inf" }
         let a = abs(x)
@@ -61,7 +62,7 @@ enum Format {
     }
 
     /// A duration in seconds: `4.2s`, `42s`, `4m31s`, `1h02m`, `2d03h` (as `rein runs show` prints them).
-    static func duration(_ seconds: Double) -> String {
+    public static func duration(_ seconds: Double) -> String {
         guard seconds.isFinite, seconds > 0 else { return "0s" }
         if seconds < 9.95 { return String(format: "%.1fs", seconds) }
         let s = Int(seconds.rounded())

@@ -341,14 +341,16 @@ struct ComparisonModel {
                                            points: data.frontier.map { .init(series: $0.series, label: $0.label, x: $0.kl, y: $0.gold,
                                                                              highlighted: $0.pareto) }).svg().render()]
             if data.frontier.contains(where: { $0.proxy != nil }) {
-                // Over-optimization (Gao et al. 2023): gold and proxy reward against the square root of the KL.
+                // Over-optimization (Gao et al. 2023): gold and proxy reward against the square root of the KL,
+                // one line per series that is a curve (best-of-n, a stage's steps), not the loose policies;
+                // a KL estimate below 0 (sampling noise about 0) is drawn at 0.
                 var names: [String] = []
-                for p in data.frontier where !names.contains(p.series) { names.append(p.series) }
+                for p in data.frontier where !names.contains(p.series) && p.series != "compared" { names.append(p.series) }
                 let line = { (value: KeyPath<ComparisonReportData.FrontierPoint, Double?>, what: String) in
                     try LineChart(title: "\(what) reward against √KL", xLabel: "√KL", yLabel: "\(what) reward",
                                   series: names.map { name in
-                                      LineChart.Series(name: name, points: data.frontier.filter { $0.series == name && $0.kl >= 0 }
-                                          .compactMap { p in p[keyPath: value].map { ChartPoint(x: p.kl.squareRoot(), y: $0) } }
+                                      LineChart.Series(name: name, points: data.frontier.filter { $0.series == name && $0.kl.isFinite }
+                                          .compactMap { p in p[keyPath: value].map { ChartPoint(x: max(p.kl, 0).squareRoot(), y: $0) } }
                                           .sorted { $0.x < $1.x })
                                   }.filter { !$0.points.isEmpty }).svg().render()
                 }
@@ -357,7 +359,7 @@ struct ComparisonModel {
             }
             frontier = [FrontierSection(charts: charts, rows: data.frontier.map {
                 FrontierRow(series: $0.series, label: $0.label, kl: Format.number($0.kl),
-                            sqrtKL: $0.kl >= 0 ? Format.number($0.kl.squareRoot()) : "–", gold: Format.number($0.gold),
+                            sqrtKL: $0.kl.isFinite ? Format.number(max($0.kl, 0).squareRoot()) : "–", gold: Format.number($0.gold),
                             proxy: Format.number($0.proxy), pareto: $0.pareto ? "yes" : "")
             })]
         }

@@ -55,19 +55,19 @@ enum Templates {
         "run": """
             <section class="run" id="run-{{id}}">
             {{#showHeading}}<h2>Run {{id}}: {{name}}</h2>{{/showHeading}}
-            <table class="facts">
+            <div class="scroll"><table class="facts">
             {{#facts}}<tr><th>{{key}}</th><td>{{value}}</td></tr>
             {{/facts}}
-            </table>
+            </table></div>
             <h3>Stages</h3>
             {{#hasStages}}
-            <table class="stages">
+            <div class="scroll"><table class="stages">
             <thead><tr><th>stage</th><th>kind</th><th>status</th><th class="num">duration</th><th class="num">steps</th><th>final metrics</th></tr></thead>
             <tbody>
             {{#stages}}<tr><td><a href="#{{anchor}}">{{key}}</a></td><td>{{kind}}</td><td class="status-{{statusClass}}">{{status}}</td><td class="num">{{duration}}</td><td class="num">{{steps}}</td><td class="metrics">{{summary}}</td></tr>
             {{/stages}}
             </tbody>
-            </table>
+            </table></div>
             {{/hasStages}}
             {{^hasStages}}<p class="note">No stages recorded yet.</p>{{/hasStages}}
             {{#stages}}
@@ -79,15 +79,15 @@ enum Templates {
             {{/charts}}
             </div>{{/hasCharts}}
             {{#hasMetrics}}<h4>Final metrics</h4>
-            <table class="metric-table"><thead><tr><th>metric</th><th class="num">value</th><th class="num">at step</th></tr></thead><tbody>
+            <div class="scroll"><table class="metric-table"><thead><tr><th>metric</th><th class="num">value</th><th class="num">at step</th></tr></thead><tbody>
             {{#metrics}}<tr><td>{{name}}</td><td class="num" data-value="{{exact}}">{{value}}</td><td class="num">{{step}}</td></tr>
             {{/metrics}}
-            </tbody></table>{{/hasMetrics}}
+            </tbody></table></div>{{/hasMetrics}}
             {{#rollouts}}<h4>Rollouts at step {{step}} ({{count}} there): highest and lowest reward</h4>
-            <table class="rollouts"><thead><tr><th>rank</th><th class="num">reward</th><th class="num">score</th><th class="num">KL</th><th class="num">tokens</th><th>stop</th><th>prompt</th><th>response</th></tr></thead><tbody>
+            <div class="scroll"><table class="rollouts"><thead><tr><th>rank</th><th class="num">reward</th><th class="num">score</th><th class="num">KL</th><th class="num">tokens</th><th>stop</th><th>prompt</th><th>response</th></tr></thead><tbody>
             {{#rows}}<tr><td>{{rank}}</td><td class="num">{{reward}}</td><td class="num">{{score}}</td><td class="num">{{kl}}</td><td class="num">{{tokens}}</td><td>{{stop}}</td><td><div class="text">{{prompt}}</div></td><td><div class="text">{{response}}</div></td></tr>
             {{/rows}}
-            </tbody></table>{{/rollouts}}
+            </tbody></table></div>{{/rollouts}}
             </section>
             {{/stages}}
             <details class="recipe" open><summary>Recipe</summary><pre>{{recipe}}</pre></details>
@@ -96,42 +96,42 @@ enum Templates {
             """,
         "comparison": """
             <section class="comparison">
-            <table class="facts">
+            <div class="scroll"><table class="facts">
             {{#facts}}<tr><th>{{key}}</th><td>{{value}}</td></tr>
             {{/facts}}
-            </table>
+            </table></div>
             <h2 id="policies">Policies</h2>
-            <table class="policies"><thead><tr><th>policy</th><th>source</th><th class="num">mean length</th><th class="num">KL</th><th class="num">perplexity before</th><th class="num">perplexity after</th></tr></thead><tbody>
+            <div class="scroll"><table class="policies"><thead><tr><th>policy</th><th>source</th><th class="num">mean length</th><th class="num">KL</th><th class="num">perplexity before</th><th class="num">perplexity after</th></tr></thead><tbody>
             {{#policies}}<tr><td>{{name}}</td><td>{{source}}</td><td class="num">{{meanLength}}</td><td class="num">{{kl}}</td><td class="num">{{perplexityBefore}}</td><td class="num">{{perplexityAfter}}</td></tr>
             {{/policies}}
-            </tbody></table>
+            </tbody></table></div>
             <div class="charts">{{#policyCharts}}<figure>{{{.}}}</figure>{{/policyCharts}}</div>
             <h2 id="win-rates">Win rates</h2>
             {{^judges}}<p class="note">No pairs were judged.</p>{{/judges}}
             {{#judges}}<h3>Judge {{judge}}</h3>
             <div class="charts">{{#charts}}<figure>{{{.}}}</figure>{{/charts}}</div>
-            <table class="pairs"><thead><tr><th>A</th><th>B</th><th class="num">n</th><th class="num">wins</th><th class="num">losses</th><th class="num">ties</th><th class="num">failures</th><th class="num">win rate [95%]</th><th class="num">without ties</th><th class="num">sign test p</th><th class="num">mean difference</th><th class="num">length-controlled</th><th class="num">position bias</th><th class="num">prompts needed</th></tr></thead><tbody>
+            <div class="scroll"><table class="pairs"><thead><tr><th>A</th><th>B</th><th class="num">n</th><th class="num">wins</th><th class="num">losses</th><th class="num">ties</th><th class="num">failures</th><th class="num">win rate [95%]</th><th class="num">without ties</th><th class="num">sign test p</th><th class="num">mean difference</th><th class="num">length-controlled</th><th class="num">position bias</th><th class="num">prompts needed</th></tr></thead><tbody>
             {{#pairs}}<tr><td>{{a}}</td><td>{{b}}</td><td class="num">{{n}}</td><td class="num">{{wins}}</td><td class="num">{{losses}}</td><td class="num">{{ties}}</td><td class="num">{{failures}}</td><td class="num">{{winRate}}</td><td class="num">{{noTie}}</td><td class="num">{{signTestP}}</td><td class="num">{{meanDifference}}</td><td class="num">{{lengthControlled}}</td><td class="num">{{positionBias}}</td><td class="num">{{promptsNeeded}}</td></tr>
             {{/pairs}}
-            </tbody></table>
+            </tbody></table></div>
             {{#rankingChart}}<h4>Bradley-Terry ranking ({{judge}})</h4>
             <div class="charts"><figure>{{{svg}}}</figure></div>
-            <table class="ranking"><thead><tr><th>policy</th><th class="num">rating</th><th class="num">interval</th><th class="num">rank</th></tr></thead><tbody>
+            <div class="scroll"><table class="ranking"><thead><tr><th>policy</th><th class="num">rating</th><th class="num">interval</th><th class="num">rank</th></tr></thead><tbody>
             {{#rows}}<tr><td>{{policy}}</td><td class="num">{{rating}}</td><td class="num">{{interval}}</td><td class="num">{{rank}}</td></tr>
             {{/rows}}
-            </tbody></table>{{/rankingChart}}
+            </tbody></table></div>{{/rankingChart}}
             {{/judges}}
             {{#frontier}}<h2 id="frontier">Reward and KL</h2>
             <div class="charts">{{#charts}}<figure>{{{.}}}</figure>{{/charts}}</div>
-            <table class="frontier"><thead><tr><th>series</th><th>checkpoint</th><th class="num">KL</th><th class="num">√KL</th><th class="num">gold</th><th class="num">proxy</th><th>Pareto</th></tr></thead><tbody>
+            <div class="scroll"><table class="frontier"><thead><tr><th>series</th><th>checkpoint</th><th class="num">KL</th><th class="num">√KL</th><th class="num">gold</th><th class="num">proxy</th><th>Pareto</th></tr></thead><tbody>
             {{#rows}}<tr><td>{{series}}</td><td>{{label}}</td><td class="num">{{kl}}</td><td class="num">{{sqrtKL}}</td><td class="num">{{gold}}</td><td class="num">{{proxy}}</td><td>{{pareto}}</td></tr>
             {{/rows}}
-            </tbody></table>{{/frontier}}
+            </tbody></table></div>{{/frontier}}
             {{#samples}}<h2 id="samples">Sample responses</h2>
-            <table class="samples"><thead><tr><th>prompt</th>{{#columns}}<th>{{.}}</th>{{/columns}}</tr></thead><tbody>
+            <div class="scroll"><table class="samples"><thead><tr><th>prompt</th>{{#columns}}<th>{{.}}</th>{{/columns}}</tr></thead><tbody>
             {{#rows}}<tr><td><div class="text">{{prompt}}</div></td>{{#cells}}<td><div class="text">{{text}}</div>{{#score}}<div class="score">score {{.}}</div>{{/score}}</td>{{/cells}}</tr>
             {{/rows}}
-            </tbody></table>{{/samples}}
+            </tbody></table></div>{{/samples}}
             </section>
 
             """,
@@ -158,6 +158,10 @@ enum Templates {
             svg .tick-label, svg .row-note, svg .point-label { fill: #444; } svg .axis-label { fill: #333; }
             svg .row-label { fill: #1a1a1a; } svg .empty { fill: #888; }
             svg .reference { stroke: #b00020; stroke-width: 1.2; stroke-dasharray: 4 3; }
+            .scroll { max-width: 100%; overflow-x: auto; }
+            .facts td, table.policies td { overflow-wrap: anywhere; }
+            table.pairs td, table.frontier td, table.ranking td { white-space: nowrap; }
+            figure { max-width: 100%; }
             table.samples, table.rollouts { width: 100%; table-layout: fixed; }
             table.rollouts th:nth-child(-n+6) { width: 5.5em; }
             div.text { max-height: 14em; overflow: auto; white-space: pre-wrap; overflow-wrap: anywhere; }

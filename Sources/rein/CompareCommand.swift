@@ -11,7 +11,8 @@ struct CompareCommand: ParsableCommand {
         discussion: """
         Each policy samples its responses to the prompts once per seed and sampling options; the store \
         keeps them, so a second comparison (another judge, more policies) reuses them. Policies: \
-        stage:ID (a completed stage of --run), hf:DIR, gguf:FILE or a path, NAME=SPEC to name one, and \
+        stage:ID (a completed stage of --run; stage:ID@STEP for a model it exported at a step, \
+        with export_steps), hf:DIR, gguf:FILE or a path, NAME=SPEC to name one, and \
         the baselines best_of_n[:N] (the reward model's best of N samples of --reference; N = 1, 4, 16 \
         when not given) and in_context[:K] (--reference given K solved examples from --examples before \
         each prompt). Judges: reward_model (with its stored normalization), synthetic_task, exact_match \
@@ -33,6 +34,9 @@ struct CompareCommand: ParsableCommand {
 
     @Option(name: .customLong("judge"), help: ArgumentHelp("A judge (repeatable, or comma-separated).", valueName: "judge"))
     var judges: [String] = []
+
+    @Option(name: .customLong("checkpoints"), help: ArgumentHelp("An RL stage of --run (stage:ID) whose exported steps (export_steps) join the frontier, measured on these prompts (repeatable).", valueName: "stage"))
+    var checkpointStages: [String] = []
 
     @Option(help: ArgumentHelp("Prompt records (.jsonl, or stage:ID/FILE of --run).", valueName: "file"))
     var prompts: String
@@ -92,7 +96,9 @@ struct CompareCommand: ParsableCommand {
         var runId: Int64?
         if let runReference {
             let info = try resolveRun(runReference, in: [opened])
-            lookup = ComparePolicies.StageLookup(runName: info.run.name, stages: info.stages)
+            let store = opened.store
+            lookup = ComparePolicies.StageLookup(runName: info.run.name, stages: info.stages,
+                                                 checkpoints: { try store.checkpoints(stageId: $0) })
             runId = info.run.id
         }
         do {
@@ -121,7 +127,7 @@ struct CompareCommand: ParsableCommand {
                 rewardModel: try rewardModel.map { try ComparePolicies.modelPath($0, role: "--reward-model", stages: lookup) },
                 reference: referencePath, inContextExamples: try examples.map { try ComparePolicies.filePath($0, role: "--examples", stages: lookup) },
                 forgetting: try forgetting.map { try ComparePolicies.filePath($0, role: "--forgetting", stages: lookup) },
-                options: options)
+                options: options, checkpoints: try ComparePolicies.checkpoints(split(checkpointStages), stages: lookup))
             let engine = CompareEngine(store: opened.store, request: request)
             var bars: [String: ProgressReporter] = [:]
             engine.progress = { label, done, total in

@@ -231,4 +231,173 @@ private func run(_ text: String, in dir: URL) throws -> RunReport {
         #expect(try ComparePolicies.resolve("best_of_n", stages: nil, reference: "p").map(\.name) == ["best_of_1", "best_of_4", "best_of_16"])
         _ = store
     }
+
+    /// A GRPO stage with LoRA that exports its policy every update, then a comparison whose frontier
+    /// takes the exported steps (measured on the comparison's prompts) instead of the stage's own
+    /// evaluations; `stage:rl@STEP` names one step's model.
+    private func checkpointRecipe(exportSteps: Int, compare: Bool) -> String {
+        var text = """
+        name: ckpt
+        seed: 5
+        stages:
+          - id: rl
+            kind: grpo
+            model: policy
+            data: prompts.jsonl
+            eval_prompts: eval.jsonl
+            judge: length
+            eval_judge: "regex:e"
+            num_generations: 2
+            batch_size: 4
+            max_steps: 4
+            eval_steps: 2
+            response_length: 6
+            learning_rate: 1.0e-3
+            export_steps: \(exportSteps)
+            lora: {r: 2, lora_alpha: 4, target_modules: [q_proj, v_proj]}
+
+        """
+        if compare {
+            text += """
+              - id: compare
+                kind: compare
+                policies: [policy, stage:rl]
+                checkpoints: [stage:rl]
+                prompts: eval.jsonl
+                judges: ["regex:e", length]
+                response_length: 6
+                samples_per_prompt: 2
+                bootstrap: 200
+
+            """
+        }
+        return text
+    }
+
+    @Test func exportedStepsAreModelsOnTheFrontierAndLeaveTheRunUnchanged() throws {
+        let dir = try compareInputs()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // The same stage without exports, in its own directory: the final policy is the same bytes
+        // (merging the adapters for a snapshot puts the weights back exactly).
+        let plain = dir.appendingPathComponent("plain")
+        try FileManager.default.createDirectory(at: plain, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: dir.appendingPathComponent("policy"), to: plain.appendingPathComponent("policy"))
+        for file in ["prompts.jsonl", "eval.jsonl"] {
+            try FileManager.default.copyItem(at: dir.appendingPathComponent(file), to: plain.appendingPathComponent(file))
+        }
+        _ = try run(checkpointRecipe(exportSteps: 0, compare: false), in: plain)
+        let report = try run(checkpointRecipe(exportSteps: 1, compare: true), in: dir)
+        #expect(report.status == .completed)
+        let weights = "runs/ckpt/rl/model/model.safetensors"
+        #expect(try Data(contentsOf: dir.appendingPathComponent(weights)) == Data(contentsOf: plain.appendingPathComponent(weights)))
+        #expect(!FileManager.default.fileExists(atPath: plain.appendingPathComponent("runs/ckpt/rl/steps").path))
+
+        // Steps 1-3 exported (4 is the stage's own model), each a loadable model in the store.
+        let store = try RunStore(path: dir.appendingPathComponent("runs/ckpt.sqlite").path)
+        let run = try #require(try store.run(named: "ckpt"))
+        let stages = try store.stages(runId: run.id!)
+        let rl = try #require(stages.first { $0.stageKey == "rl" })
+        let exported = try store.checkpoints(stageId: rl.id!).filter { $0.kind == "model" }
+        #expect(exported.map(\.step) == [1, 2, 3])
+        for row in exported {
+            #expect(row.path.hasSuffix("runs/ckpt/rl/steps/\(row.step)"))
+            #expect(FileManager.default.fileExists(atPath: row.path + "/model.safetensors"))
+            #expect(FileManager.default.fileExists(atPath: row.path + "/tokenizer.json"))
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: exported[2].path + "/model.safetensors")) != Data(contentsOf: dir.appendingPathComponent(weights)))
+
+        // stage:rl@STEP: an exported step, the final one, and a step never kept.
+        let lookup = ComparePolicies.StageLookup(runName: "ckpt", stages: stages, checkpoints: { try store.checkpoints(stageId: $0) })
+        #expect(try ComparePolicies.resolve("stage:rl@2", stages: lookup, reference: nil).map(\.modelPath) == [exported[1].path])
+        #expect(try ComparePolicies.resolve("stage:rl@4", stages: lookup, reference: nil).map(\.modelPath) == [rl.outputPath!])
+        #expect { _ = try ComparePolicies.resolve("stage:rl@7", stages: lookup, reference: nil) } throws: {
+            "\($0)".contains("stage 'rl' kept no model at step 7") && "\($0)".contains("its steps: 1, 2, 3, 4 (final)")
+        }
+        #expect { _ = try ComparePolicies.checkpoints(["stage:compare"], stages: lookup) } throws: {
+            "\($0)".contains("exported no models during training (set export_steps: N on it)")
+        }
+
+        // The frontier: the two policies and the three steps, all on the comparison's prompts (the
+        // stage's own evaluations are left out); each step's gold score is the mean of its stored
+        // verdict rows, and the front is marked among them.
+        let session = try #require(try store.compareSessions().first)
+        let summary = try JSONDecoder().decode(CompareSummary.self, from: Data((session.summaryJSON ?? "").utf8))
+        #expect(summary.frontier.map(\.label) == ["policy", "rl", "rl@1", "rl@2", "rl@3"])
+        #expect(summary.frontier.map(\.series) == ["compared", "rl", "rl", "rl", "rl"])
+        #expect(!summary.frontier.contains { $0.series.contains("stage eval") })
+        let policies = try store.comparePolicies(sessionId: session.id!)
+        #expect(policies.map(\.kind) == ["model", "model", "checkpoint", "checkpoint", "checkpoint"])
+        let verdicts = try store.compareVerdicts(sessionId: session.id!)
+        for (k, point) in summary.frontier.enumerated() where point.label.hasPrefix("rl@") {
+            let rows = verdicts.filter { $0.judge == "regex:e" && $0.policyA == k && $0.policyB == nil }
+            #expect(rows.count == 6 * 2)
+            let mean = rows.compactMap(\.score).reduce(0, +) / Double(rows.count)
+            #expect(abs(mean - point.gold) < 1e-12, "\(point.label)")
+            #expect(point.kl.isFinite)
+        }
+        // No checkpoint is a compared policy: the pairs are policy vs rl only.
+        #expect(summary.judges.allSatisfy { $0.pairs.count == 1 })
+        for point in summary.frontier {
+            let dominated = summary.frontier.contains { q in
+                q.kl <= point.kl && q.gold >= point.gold && (q.kl < point.kl || q.gold > point.gold)
+            }
+            #expect(point.pareto == !dominated, "\(point.label)")
+        }
+    }
+
+    @Test func peoplesRatingsJudgeThePairsTheTaskWasMadeFor() throws {
+        let dir = try compareInputs()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let judges = "[length, \"ratings:people\"]"
+        _ = try run(compareRecipe(judges: judges, baselines: "[]"), in: dir)
+        let store = try RunStore(path: dir.appendingPathComponent("runs/cmp.sqlite").path)
+        // The comparison made the task: one pair item per pair of policies, prompt and sample.
+        let task = try store.ratingTask(named: "people")
+        #expect(task.mode == .pair && task.source.hasPrefix("compare:"))
+        let items = try store.ratingItems(taskId: task.id!)
+        #expect(items.count == 1 * 6 * 2)
+        #expect(items.allSatisfy { Set($0.sources) == ["policy", "tuned"] })
+        let first = try #require(try store.compareSessions().first)
+        let unrated = try store.compareVerdicts(sessionId: first.id!).filter { $0.judge == "ratings:people" }
+        #expect(unrated.count == 12)
+        #expect(unrated.filter { $0.verdict == "failed" }.count == items.filter { !$0.identical }.count)
+        #expect(unrated.filter { $0.verdict == "failed" }.allSatisfy { $0.error == "not rated yet in task 'people'" })
+        #expect(unrated.filter { $0.verdict == "tie" }.count == items.filter(\.identical).count)
+
+        // Two raters answer: ann prefers the first response of every item, bob the second on odd
+        // items (so those are split: ties) and nothing on the rest; one item gets "both bad".
+        let shown = items.filter { !$0.identical }
+        for (k, item) in shown.enumerated() {
+            let vote: RatingVote = k == 0 ? .bad : .a
+            _ = try store.record(rating: Rating(itemId: item.id!, rater: "ann", session: "s1", swapped: k % 3 == 0, vote: vote, shownAt: Date()))
+            if k % 2 == 1 {
+                _ = try store.record(rating: Rating(itemId: item.id!, rater: "bob", session: "s2", swapped: false, vote: .b, shownAt: Date()))
+            }
+        }
+        // The same comparison again (another bootstrap count, the same samples from the cache).
+        _ = try run(compareRecipe(judges: judges, baselines: "[]").replacingOccurrences(of: "bootstrap: 200", with: "bootstrap: 300"), in: dir)
+        let session = try #require(try store.compareSessions().first { $0.id != first.id })
+        let verdicts = try store.compareVerdicts(sessionId: session.id!).filter { $0.judge == "ratings:people" }
+        #expect(verdicts.count == 12)
+        // Expected from the votes: item k of the shown ones; its responses[0] is policy's (the
+        // comparison made it in policy order), so "a" is a win for policy.
+        var expected: [String] = []
+        for item in items {
+            let k = shown.firstIndex { $0.id == item.id }
+            let outcome: String
+            if item.identical { outcome = "tie" } else if k! == 0 { outcome = "tie" } else if k! % 2 == 1 { outcome = "tie" } else { outcome = "a" }
+            expected.append(outcome)
+        }
+        let summary = try JSONDecoder().decode(CompareSummary.self, from: Data((session.summaryJSON ?? "").utf8))
+        let human = try #require(summary.judges.first { $0.name == "ratings:people" })
+        let pair = try #require(human.pairs.first)
+        let wins = expected.filter { $0 == "a" }.count, ties = expected.filter { $0 == "tie" }.count
+        #expect(wins > 0 && ties > 0)
+        #expect(pair.wins == wins && pair.losses == 0 && pair.ties == ties && human.failures == 0)
+        #expect(verdicts.filter { $0.verdict == "a" }.count == wins)
+        #expect(verdicts.filter { $0.verdict == "tie" }.count == ties)
+        #expect(!verdicts.contains { $0.verdict == "b" || $0.verdict == "failed" })
+        // Item by item: the task holds the pairs in prompt order, then sample order.
+        for v in verdicts { #expect(v.verdict == expected[v.promptIdx * 2 + v.sampleIdx], "prompt \(v.promptIdx) sample \(v.sampleIdx): \(v.error ?? "")") }
+    }
 }

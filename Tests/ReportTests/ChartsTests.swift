@@ -149,13 +149,12 @@ import Testing
         #expect(xs == xs.sorted())
     }
 
-    @Test func paretoFrontKeepsOnlyUndominatedPoints() {
+    @Test func paretoPointsAreDrawnAsTheFront() {
+        // The comparison marks the front (CompareStatistics.paretoFront); the chart draws what it is given.
         typealias F = ComparisonReportData.FrontierPoint
-        let points = [F(series: "s", label: "a", kl: 0, gold: 0.2), F(series: "s", label: "b", kl: 1, gold: 0.5),
-                      F(series: "s", label: "c", kl: 2, gold: 0.4), F(series: "t", label: "d", kl: 3, gold: 0.7),
-                      F(series: "t", label: "e", kl: 1, gold: 0.5), F(series: "t", label: "f", kl: .nan, gold: 1)]
-        let marked = F.markingPareto(points)
-        #expect(marked.map(\.pareto) == [true, true, false, true, true, false])
+        let marked = [F(series: "s", label: "a", kl: 0, gold: 0.2, pareto: true), F(series: "s", label: "b", kl: 1, gold: 0.5, pareto: true),
+                      F(series: "s", label: "c", kl: 2, gold: 0.4), F(series: "t", label: "d", kl: 3, gold: 0.7, pareto: true),
+                      F(series: "t", label: "e", kl: 1, gold: 0.5, pareto: true), F(series: "t", label: "f", kl: 5, gold: 0.1)]
         let chart = ScatterChart(title: "frontier", xLabel: "KL", yLabel: "gold",
                                  points: marked.map { .init(series: $0.series, label: $0.label, x: $0.kl, y: $0.gold, highlighted: $0.pareto) })
         let elements = chart.svg().descendants

@@ -67,6 +67,9 @@ public struct ComparePolicySpec: Sendable, Equatable {
         case bestOfN(Int)
         /// The reference policy given k solved examples before each prompt.
         case inContext(Int)
+        /// A model a training stage exported on its way (`export_steps`): sampled and judged on the
+        /// same prompts as the policies, for the frontier only (no pairs, no ranking).
+        case checkpoint
     }
 
     /// Its short name in tables.
@@ -92,6 +95,7 @@ public struct ComparePolicySpec: Sendable, Equatable {
         case .model: "model"
         case .bestOfN: "best_of_n"
         case .inContext: "in_context"
+        case .checkpoint: "checkpoint"
         }
     }
 }
@@ -101,6 +105,8 @@ public struct CompareRequest: Sendable {
     public var name: String
     public var runId: Int64
     public var policies: [ComparePolicySpec]
+    /// Training stages' exported steps (kind `.checkpoint`): frontier points on these prompts.
+    public var checkpoints: [ComparePolicySpec]
     /// `reward_model`, `synthetic_task`, `exact_match`, `length[:N]`, `regex:PATTERN`, `vader[:DIR]`,
     /// `command:PROGRAM ARGS` (scores), `pairwise_command:PROGRAM ARGS` (verdicts).
     public var judges: [String]
@@ -118,10 +124,12 @@ public struct CompareRequest: Sendable {
 
     public init(name: String, runId: Int64, policies: [ComparePolicySpec], judges: [String], prompts: String,
                 promptsLabel: String? = nil, rewardModel: String? = nil, reference: String? = nil,
-                inContextExamples: String? = nil, forgetting: String? = nil, options: CompareOptions = CompareOptions()) {
+                inContextExamples: String? = nil, forgetting: String? = nil, options: CompareOptions = CompareOptions(),
+                checkpoints: [ComparePolicySpec] = []) {
         self.name = name
         self.runId = runId
         self.policies = policies
+        self.checkpoints = checkpoints
         self.judges = judges
         self.prompts = prompts
         self.promptsLabel = promptsLabel ?? prompts
@@ -157,10 +165,12 @@ public final class CompareEngine {
     enum Judge {
         case score(name: String, function: any RewardFunction)
         case pairwise(name: String, judge: PairwiseCommandJudge)
+        /// People's answers in a `rein rate` task (`ratings:TASK`), created for these pairs if missing.
+        case human(name: String, task: String)
 
         var name: String {
             switch self {
-            case .score(let name, _), .pairwise(let name, _): name
+            case .score(let name, _), .pairwise(let name, _), .human(let name, _): name
             }
         }
     }
@@ -173,7 +183,7 @@ public final class CompareEngine {
     }
 
     /// The judge names `judges:` accepts, before any `:`.
-    public static let judgeNames = ["reward_model", "exact_match", "pairwise_command"] + RolloutScorer.textJudges
+    public static let judgeNames = ["reward_model", "exact_match", "pairwise_command", "ratings"] + RolloutScorer.textJudges
 
     // MARK: - Running
 
@@ -210,13 +220,13 @@ public final class CompareEngine {
         // Hashes: what the cache keys on and the session records.
         let promptsHash = try ContentHash.of(path: request.prompts)
         var modelHashes: [String: String] = [:]
-        for path in Set(request.policies.map(\.modelPath) + [referencePath].compactMap { $0 }) {
+        for path in Set((request.policies + request.checkpoints).map(\.modelPath) + [referencePath].compactMap { $0 }) {
             modelHashes[path] = try ContentHash.of(path: path)
         }
         let optionsJSON = Recipe.canonicalJSON(o)
         let session = CompareSession(runId: request.runId, name: request.name, seed: Int64(bitPattern: o.seed),
                                      optionsJSON: optionsJSON, prompts: request.promptsLabel, promptsHash: promptsHash)
-        let policyRows = request.policies.enumerated().map { k, p in
+        let policyRows = (request.policies + request.checkpoints).enumerated().map { k, p in
             ComparePolicy(compareSessionId: 0, idx: k, name: p.name, spec: p.spec, kind: p.kindName,
                           modelPath: p.modelPath, modelHash: modelHashes[p.modelPath] ?? "")
         }
@@ -254,7 +264,6 @@ public final class CompareEngine {
         // 1. Responses: responses[p][i][s], and the prompts each policy saw.
         var responses: [[[Response]]] = []
         var sourcePrompts: [TextOrChat] = []
-        var bestOfNScores: [Int: [Double]] = [:]
         for (p, policy) in request.policies.enumerated() {
             let lm = try model(policy.modelPath)
             let engine = try rolloutEngine(lm, samples: S)
@@ -262,7 +271,7 @@ public final class CompareEngine {
             if sourcePrompts.isEmpty { sourcePrompts = prompts.map(\.source) }
             let key = ContentHash.combine([modelHashes[policy.modelPath] ?? policy.modelPath, policy.kindName])
             switch policy.kind {
-            case .model:
+            case .model, .checkpoint:
                 responses.append(try sample(engine, prompts: prompts, samples: S, policyKey: key, label: policy.name))
             case .inContext(let k):
                 prompts = try prompts.enumerated().map { i, prompt in
@@ -277,7 +286,6 @@ public final class CompareEngine {
                 let pool = try sample(wide, prompts: prompts, samples: n * S, policyKey: refKey, label: "\(policy.name) pool")
                 guard let rewardJudge else { throw CompareError("compare: \(policy.spec) needs reward_model:") }
                 var picked: [[Response]] = []
-                var best: [Double] = []
                 for (i, group) in pool.enumerated() {
                     let scores = try rewardJudge.scores(group.map { JudgeItem(prompt: prompts[i].source, response: $0.text) })
                     var row: [Response] = []
@@ -285,12 +293,10 @@ public final class CompareEngine {
                         let range = (s * n)..<((s + 1) * n)
                         let top = range.max { scores[$0] < scores[$1] } ?? range.lowerBound
                         row.append(group[top])
-                        best.append(scores[top])
                     }
                     picked.append(row)
                     progress("\(policy.name): reward model picks", i + 1, pool.count)
                 }
-                bestOfNScores[p] = best
                 responses.append(picked)
             }
         }
@@ -431,6 +437,11 @@ public final class CompareEngine {
                                             ranking: P >= 3 ? try CompareStatsInput.ranking(battles, names: request.policies.map(\.name),
                                                                                             bootstrap: o.bootstrap, seed: o.seed) : [],
                                             failures: failures, firstFailure: firstFailure))
+            case let .human(name, task):
+                let (summary, rows) = try humanJudge(name: name, taskName: task, sessionId: sessionId, responses: responses,
+                                                     sourcePrompts: sourcePrompts)
+                judgeSummaries.append(summary)
+                verdictRows += rows
             }
             try store.record(verdicts: verdictRows)
             verdictRows.removeAll()
@@ -454,7 +465,7 @@ public final class CompareEngine {
                 }
             case .bestOfN(let n):
                 kl = try CompareStatsInput.bestOfNKL(n)
-            case .inContext:
+            case .inContext, .checkpoint:
                 kl = nil
             }
             var ppl: Double?
@@ -471,8 +482,13 @@ public final class CompareEngine {
         }
         if let referencePerplexity { note("forgetting: the reference's perplexity is \(String(format: "%.3f", referencePerplexity))") }
 
-        // 4. The frontier: gold score against KL, for the policies and their stages' evaluations.
-        let frontier = try frontierPoints(judges: judgeSummaries, policies: policySummaries)
+        // 4. The frontier: gold score against KL, for the policies, the stages' exported steps
+        // (on these prompts) and, for a stage without them, its own evaluations.
+        let checkpointPoints = try checkpointFrontier(judges: judges, summaries: judgeSummaries, sessionId: sessionId,
+                                                      records: records, answers: answers, sourcePrompts: sourcePrompts,
+                                                      reference: reference, modelHashes: modelHashes, model: model,
+                                                      evict: { models[$0] = nil })
+        let frontier = try frontierPoints(judges: judgeSummaries, policies: policySummaries, checkpoints: checkpointPoints)
 
         // Side by side: the first prompts, each policy's first response with the gold judge's score.
         let goldName = goldJudgeName(judgeSummaries)
@@ -495,6 +511,106 @@ public final class CompareEngine {
         }
         try store.finishComparison(sessionId, status: "completed", summaryJSON: Recipe.canonicalJSON(summary), tallies: tallies)
         return summary
+    }
+
+    // MARK: - Human judgments
+
+    /// `ratings:TASK`: the verdicts people gave in rating task `TASK` on these very pairs. When
+    /// the task does not exist it is made: one pair-mode item per pair of policies, prompt and
+    /// sample (responses that are the same text are ties, never shown), for `rein rate TASK`; a
+    /// later comparison with the same seed and options finds the same responses (the cache) and
+    /// reads the answers. An item's verdict is the majority of its raters' votes (equal counts and
+    /// "both bad" are ties); a pair nobody has answered yet is recorded as a failure, "not rated
+    /// yet", which never counts as a win.
+    func humanJudge(name: String, taskName: String, sessionId: Int64, responses: [[[Response]]],
+                    sourcePrompts: [TextOrChat]) throws -> (CompareSummary.JudgeSummary, [CompareVerdict]) {
+        let o = request.options
+        let P = request.policies.count, N = sourcePrompts.count, S = o.samplesPerPrompt
+        let promptTexts = sourcePrompts.map { JudgeItem(prompt: $0, response: "").promptText }
+        let task: RatingTask
+        if let existing = try store.ratingTasks().first(where: { $0.name == taskName }) {
+            guard existing.mode == .pair else {
+                throw CompareError("judge \(name): rating task '\(taskName)' is in \(existing.mode.rawValue) mode; a judge of pairs needs a pair task")
+            }
+            task = existing
+        } else {
+            var candidates: [RatingCandidate] = []
+            for i in 0..<N {
+                for a in 0..<P {
+                    for b in (a + 1)..<P {
+                        for s in 0..<S {
+                            candidates.append(RatingCandidate(prompt: promptTexts[i], responses: [responses[a][i][s].text, responses[b][i][s].text],
+                                                              sources: [request.policies[a].name, request.policies[b].name]))
+                        }
+                    }
+                }
+            }
+            let items = RatingTasks.items(candidates, mode: .pair, seed: Int64(bitPattern: o.seed))
+            task = try store.createRatingTask(RatingTask(name: taskName, mode: .pair, source: "compare:\(sessionId)",
+                                                         seed: Int64(bitPattern: o.seed)), items: items)
+            let shown = items.filter { !$0.identical }.count
+            note("\(name): made rating task '\(taskName)' of \(shown) pairs to rate (\(items.count - shown) identical ones are ties); "
+                 + "rate them with `rein rate \(taskName) --store \(store.path)`, then compare again")
+        }
+        // The task's items by (prompt, first, second) text, and each item's votes.
+        let items = try store.ratingItems(taskId: task.id!)
+        var votes: [Int64: [RatingVote]] = [:]
+        for rating in try store.ratings(taskId: task.id!) where ([.a, .b, .tie, .bad] as [RatingVote]).contains(rating.vote) {
+            votes[rating.itemId, default: []].append(rating.vote)
+        }
+        func key(_ prompt: String, _ x: String, _ y: String) -> String { [prompt, x, y].joined(separator: "\u{0}") }
+        var byText: [String: RatingItem] = [:]
+        for item in items where item.responses.count == 2 && item.gold == nil {
+            byText[key(item.prompt, item.responses[0], item.responses[1])] = item
+        }
+        var rows: [CompareVerdict] = []
+        var pairs: [CompareSummary.PairSummary] = []
+        var battles: [CompareStatsInput.Battle] = []
+        var failures = 0, firstFailure: String?
+        for a in 0..<P {
+            for b in (a + 1)..<P {
+                var outcomes = [[CompareStatsInput.Outcome]](repeating: [], count: N)
+                for i in 0..<N {
+                    for s in 0..<S {
+                        let x = responses[a][i][s].text, y = responses[b][i][s].text
+                        var outcome: CompareStatsInput.Outcome?
+                        var reason = "no item for this pair in rating task '\(taskName)' (it was made for other responses)"
+                        // The item shows A's response first, or B's (a task made by another comparison).
+                        let forward = byText[key(promptTexts[i], x, y)], backward = byText[key(promptTexts[i], y, x)]
+                        if let item = forward ?? backward {
+                            if item.identical {
+                                outcome = .tie
+                            } else if let given = votes[item.id!], !given.isEmpty {
+                                let first = given.filter { $0 == .a }.count, second = given.filter { $0 == .b }.count
+                                let firstWins: CompareStatsInput.Outcome = forward != nil ? .a : .b
+                                outcome = first == second ? .tie : (first > second ? firstWins : (firstWins == .a ? .b : .a))
+                            } else {
+                                reason = "not rated yet in task '\(taskName)'"
+                            }
+                        }
+                        if let outcome {
+                            outcomes[i].append(outcome)
+                            battles.append(.init(a: a, b: b, outcome: outcome))
+                            rows.append(CompareVerdict(compareSessionId: sessionId, judge: name, policyA: a, policyB: b,
+                                                       promptIdx: i, sampleIdx: s, verdict: outcome.rawValue))
+                        } else {
+                            failures += 1
+                            if firstFailure == nil { firstFailure = "\(request.policies[a].name) vs \(request.policies[b].name), prompt \(i + 1): \(reason)" }
+                            outcomes[i].append(.failed)
+                            rows.append(CompareVerdict(compareSessionId: sessionId, judge: name, policyA: a, policyB: b,
+                                                       promptIdx: i, sampleIdx: s, verdict: "failed", error: reason))
+                        }
+                    }
+                }
+                pairs.append(try CompareStatsInput.pairSummary(
+                    a: request.policies[a].name, b: request.policies[b].name, outcomes: outcomes, scores: nil, orders: nil,
+                    lengthsA: lengths(responses[a]), lengthsB: lengths(responses[b]), bootstrap: o.bootstrap, seed: o.seed))
+            }
+        }
+        let ranking = P >= 3 && !battles.isEmpty
+            ? try CompareStatsInput.ranking(battles, names: request.policies.map(\.name), bootstrap: o.bootstrap, seed: o.seed) : []
+        return (.init(name: name, kind: "pairwise", scores: [], pairs: pairs, ranking: ranking, failures: failures,
+                      firstFailure: firstFailure), rows)
     }
 
     // MARK: - Pieces
@@ -545,6 +661,10 @@ public final class CompareEngine {
             return .score(name: "reward_model", function: try RewardModelJudge(model: lm, normalization: stats))
         case "exact_match":
             return .score(name: "exact_match", function: ExactAnswerJudge())
+        case "ratings":
+            let task = String(spec.dropFirst(name.count + 1)).trimmingCharacters(in: .whitespaces)
+            guard !task.isEmpty else { throw CompareError("judge ratings needs a rating task's name (ratings:TASK)") }
+            return .human(name: spec, task: task)
         case "pairwise_command":
             let words = spec.dropFirst(name.count + 1).split(separator: " ").map(String.init)
             guard let program = words.first else { throw CompareError("judge pairwise_command needs a program (pairwise_command:PROGRAM ARGS)") }
@@ -636,9 +756,12 @@ public final class CompareEngine {
                 // A sample already cached stays as stored (the same seed; it may differ in the last
                 // float bits when batched otherwise).
                 guard out[i][s] == nil else { continue }
-                out[i][s] = Response(text: batch.responseTexts[r], ids: ids, finished: finished)
+                // SQLite text reads back only up to a NUL byte (which a byte-level tokenizer can
+                // decode to): the stored and the judged text must be the same, so NUL becomes U+FFFD.
+                let text = batch.responseTexts[r].replacingOccurrences(of: "\u{0}", with: "\u{FFFD}")
+                out[i][s] = Response(text: text, ids: ids, finished: finished)
                 rows.append(CompareGeneration(policyKey: policyKey, optionsKey: optionsKey, promptHash: hashes[i], sampleIdx: s,
-                                              prompt: prompts[i].text, response: batch.responseTexts[r], responseIds: ids,
+                                              prompt: prompts[i].text, response: text, responseIds: ids,
                                               tokens: ids.count, finished: finished))
             }
             try store.record(generations: rows)
@@ -744,20 +867,103 @@ public final class CompareEngine {
                 ?? scoreJudges.first { $0.name != "reward_model" } ?? scoreJudges.first)?.name
     }
 
-    /// The gold judge's mean score against KL: one point per compared policy (with a KL) and one
-    /// per evaluation of each policy's training stage (`eval/kl` with `eval/judge_score`, or
-    /// `eval/score` when the stage's own judge is the gold one).
-    func frontierPoints(judges: [CompareSummary.JudgeSummary], policies: [CompareSummary.PolicySummary]) throws -> [CompareSummary.FrontierPointSummary] {
+    /// The training stages' exported steps as frontier points: each sampled on the comparison's
+    /// prompts (cached like a policy's), scored by the gold judge (and the reward model, the proxy,
+    /// when it is not the gold one), its KL measured the same way; verdict rows are stored under
+    /// the checkpoint's policy index. Each model is let go once measured.
+    func checkpointFrontier(judges: [Judge], summaries: [CompareSummary.JudgeSummary], sessionId: Int64,
+                            records: [DatasetRecord], answers: [String]?, sourcePrompts: [TextOrChat], reference: LanguageModel?,
+                            modelHashes: [String: String], model: (String) throws -> LanguageModel, evict: (String) -> Void) throws -> [CompareSummary.FrontierPointSummary] {
+        guard !request.checkpoints.isEmpty else { return [] }
+        func scoreJudge(_ name: String?) -> (any RewardFunction)? {
+            for judge in judges { if case let .score(n, f) = judge, n == name { return f } }
+            return nil
+        }
+        guard let goldName = goldJudgeName(summaries), let gold = scoreJudge(goldName) else {
+            note("checkpoints: no score judge to put them on the frontier")
+            return []
+        }
+        guard let reference else {
+            note("checkpoints: no reference policy to measure their KL against")
+            return []
+        }
+        let proxy = goldName == "reward_model" ? nil : scoreJudge("reward_model")
+        let S = request.options.samplesPerPrompt, P = request.policies.count
+        var points: [CompareSummary.FrontierPointSummary] = []
+        for (k, checkpoint) in request.checkpoints.enumerated() {
+            let lm = try model(checkpoint.modelPath)
+            let engine = try rolloutEngine(lm, samples: S)
+            let prompts = try engine.prompts(records, file: request.promptsLabel)
+            let key = ContentHash.combine([modelHashes[checkpoint.modelPath] ?? checkpoint.modelPath, "model"])
+            let responses = try sample(engine, prompts: prompts, samples: S, policyKey: key, label: checkpoint.name)
+            var items: [(i: Int, item: JudgeItem)] = []
+            for i in responses.indices { for r in responses[i] { items.append((i, JudgeItem(prompt: sourcePrompts[i], response: r.text))) } }
+            var rows: [CompareVerdict] = []
+            func mean(_ function: any RewardFunction, name: String) -> Double? {
+                var sum = 0.0, n = 0
+                for start in stride(from: 0, to: items.count, by: 64) {
+                    let part = Array(items[start..<min(start + 64, items.count)])
+                    for (j, result) in scoreItems(function, part.map(\.item), answers: answers, indices: part.map(\.i)).enumerated() {
+                        let index = start + j, i = items[index].i, sample = index - i * S
+                        switch result {
+                        case .success(let score):
+                            sum += score
+                            n += 1
+                            rows.append(CompareVerdict(compareSessionId: sessionId, judge: name, policyA: P + k, promptIdx: i,
+                                                       sampleIdx: sample, score: score))
+                        case .failure(let error):
+                            rows.append(CompareVerdict(compareSessionId: sessionId, judge: name, policyA: P + k, promptIdx: i,
+                                                       sampleIdx: sample, error: "\(error)"))
+                        }
+                    }
+                    progress("\(name): \(checkpoint.name)", min(start + 64, items.count), items.count)
+                }
+                return n == 0 ? nil : sum / Double(n)
+            }
+            let goldMean = mean(gold, name: goldName)
+            let proxyMean = proxy.flatMap { mean($0, name: "reward_model") }
+            try store.record(verdicts: rows)
+            let kl = try sequenceKL(policy: lm, reference: reference, records: records, responses: responses)
+            if lm.source != reference.source { evict(checkpoint.modelPath) }
+            guard let kl, let goldMean else {
+                note("checkpoints: \(checkpoint.name) left off the frontier (\(kl == nil ? "its tokenizer differs from the reference's" : "the gold judge failed on every response"))")
+                continue
+            }
+            let series = String(checkpoint.name.prefix { $0 != "@" })
+            points.append(.init(series: series, label: checkpoint.name, kl: kl, gold: goldMean, proxy: proxyMean, pareto: false))
+        }
+        return points
+    }
+
+    /// The gold judge's mean score against KL: one point per compared policy (with a KL), one per
+    /// exported step of a training stage (`checkpoints`, measured here on the same prompts), and,
+    /// for a stage with no exported steps, one per evaluation during its training (`eval/kl` with
+    /// `eval/judge_score`, or `eval/score` when the stage's own judge is the gold one). Those last
+    /// are measured on the stage's own `eval_prompts`, not these: they are drawn as the series
+    /// "NAME (stage eval)" and never marked on the Pareto front, which compares like with like.
+    func frontierPoints(judges: [CompareSummary.JudgeSummary], policies: [CompareSummary.PolicySummary],
+                        checkpoints: [CompareSummary.FrontierPointSummary] = []) throws -> [CompareSummary.FrontierPointSummary] {
         let scoreJudges = judges.filter { $0.kind == "score" }
         guard let goldName = goldJudgeName(judges), let gold = scoreJudges.first(where: { $0.name == goldName }) else { return [] }
         let proxy = scoreJudges.first { $0.name == "reward_model" && $0.name != gold.name }
+        // Series: best-of-n is a curve of its own, and a stage's final policy ends the line of its
+        // exported steps; the other policies are loose points ("compared").
+        var stageSeries: [Int64: String] = [:]
+        for c in request.checkpoints { if let id = c.stageId { stageSeries[id] = String(c.name.prefix { $0 != "@" }) } }
         var points: [CompareSummary.FrontierPointSummary] = []
         for (p, policy) in policies.enumerated() {
             guard let kl = policy.kl, let g = gold.scores[p].mean else { continue }
-            points.append(.init(series: "compared", label: policy.name, kl: kl, gold: g, proxy: proxy?.scores[p].mean, pareto: false))
+            let spec = request.policies[p]
+            var series = "compared"
+            if case .bestOfN = spec.kind { series = "best_of_n" }
+            if let id = spec.stageId, let name = stageSeries[id] { series = name }
+            points.append(.init(series: series, label: policy.name, kl: kl, gold: g, proxy: proxy?.scores[p].mean, pareto: false))
         }
+        points += checkpoints
+        let measuredHere = points.count
+        var drawn = Set(request.checkpoints.compactMap(\.stageId))
         for spec in request.policies {
-            guard let stageId = spec.stageId, let stage = try store.stage(stageId) else { continue }
+            guard let stageId = spec.stageId, drawn.insert(stageId).inserted, let stage = try store.stage(stageId) else { continue }
             // Which of the stage's evaluation series is the gold judge, and which the proxy.
             let config = (try? JSONSerialization.jsonObject(with: Data(stage.configJSON.utf8))) as? [String: Any]
             let settings = config?["settings"] as? [String: Any]
@@ -766,20 +972,21 @@ public final class CompareEngine {
             if settings?["eval_judge"] as? String == gold.name { goldName = "eval/judge_score" }
             else if stageJudge == gold.name { goldName = "eval/score" }
             else { continue }
-            let kl = try store.series(stageId: stageId, name: "eval/kl")
-            let byStep = Dictionary(try store.series(stageId: stageId, name: goldName).map { ($0.step, $0.value) },
+            let source = stage.reusedStageId ?? stageId
+            let kl = try store.series(stageId: source, name: "eval/kl")
+            let byStep = Dictionary(try store.series(stageId: source, name: goldName).map { ($0.step, $0.value) },
                                     uniquingKeysWith: { _, last in last })
             let proxyByStep = stageJudge == "reward_model" && proxy != nil
-                ? Dictionary(try store.series(stageId: stageId, name: "eval/score").map { ($0.step, $0.value) }, uniquingKeysWith: { _, last in last })
+                ? Dictionary(try store.series(stageId: source, name: "eval/score").map { ($0.step, $0.value) }, uniquingKeysWith: { _, last in last })
                 : [:]
             for point in kl {
                 guard let g = byStep[point.step] else { continue }
-                points.append(.init(series: spec.name, label: "\(spec.name)@\(point.step)", kl: point.value, gold: g,
+                points.append(.init(series: "\(spec.name) (stage eval)", label: "\(spec.name)@\(point.step)", kl: point.value, gold: g,
                                     proxy: proxyByStep[point.step], pareto: false))
             }
         }
-        let front = try CompareStatsInput.paretoFront(points.map { ($0.kl, $0.gold) })
-        for k in points.indices { points[k].pareto = front[k] }
+        let front = try CompareStatsInput.paretoFront(points.prefix(measuredHere).map { ($0.kl, $0.gold) })
+        for k in 0..<measuredHere { points[k].pareto = front[k] }
         return points
     }
 }

@@ -13,9 +13,39 @@ public enum ComparePolicies {
     public struct StageLookup {
         public var runName: String
         public var stages: [Stage]
-        public init(runName: String, stages: [Stage]) {
+        /// A stage's checkpoints (the store's `checkpoint` rows): `model` ones are its exported steps.
+        public var checkpoints: (Int64) throws -> [Checkpoint]
+        public init(runName: String, stages: [Stage], checkpoints: @escaping (Int64) throws -> [Checkpoint] = { _ in [] }) {
             self.runName = runName
             self.stages = stages
+            self.checkpoints = checkpoints
+        }
+
+        /// The models a stage exported during training (`export_steps`), by step, oldest first;
+        /// a reused stage's are those of the stage that ran.
+        public func exportedModels(_ stage: Stage) throws -> [(step: Int, path: String)] {
+            let source = stage.reusedStageId ?? stage.id!
+            var byStep: [Int: String] = [:]
+            for row in try checkpoints(source) where row.kind == "model" { byStep[row.step] = row.path }
+            return byStep.keys.sorted().map { ($0, byStep[$0]!) }
+        }
+
+        /// `stage:KEY@STEP`: the model stage `key` exported after update `step` (or its final
+        /// model when `step` is the last), or an error listing the steps there are.
+        public func model(_ key: String, step text: String, for spec: String) throws -> (path: String, stage: Stage) {
+            let stage = try self.stage(key, for: spec)
+            let exported = try exportedModels(stage)
+            let final = (try checkpoints(stage.reusedStageId ?? stage.id!)).last { $0.kind == "final" }
+            guard let step = Int(text), step >= 0 else {
+                throw CompareError("\(spec): expected stage:\(key)@STEP with STEP a whole number of updates")
+            }
+            if let hit = exported.first(where: { $0.step == step }) { return (hit.path, stage) }
+            if let final, final.step == step { return (stage.outputPath ?? final.path, stage) }
+            var kept = exported.map { String($0.step) }
+            if let final { kept.append("\(final.step) (final)") }
+            throw CompareError("\(spec): stage '\(key)' kept no model at step \(step); "
+                               + (exported.isEmpty ? "it exported none during training (set export_steps: N on it)"
+                                                   : "its steps: \(kept.joined(separator: ", "))"))
         }
 
         /// The newest completed stage called `key`, or an error listing the stages there are.
@@ -87,9 +117,10 @@ public enum ComparePolicies {
         if spec.hasPrefix("stage:") {
             let key = String(spec.dropFirst(6))
             if let at = key.firstIndex(of: "@") {
-                throw CompareError("\(text): checkpoints of a step (\(key[key.index(after: at)...])) are not kept as models; "
-                                   + "compare the stage's final model (stage:\(key[..<at])); its evaluations over training "
-                                   + "are on the frontier")
+                guard let stages else { throw CompareError("\(text): stage references need a run (--run RUN)") }
+                let stageKey = String(key[..<at])
+                let (path, stage) = try stages.model(stageKey, step: String(key[key.index(after: at)...]), for: text)
+                return [ComparePolicySpec(name: name ?? key, spec: spec, modelPath: path, stageId: stage.id)]
             }
             guard let stages else { throw CompareError("\(text): stage references need a run (--run RUN)") }
             let stage = try stages.stage(key, for: text)
@@ -105,6 +136,27 @@ public enum ComparePolicies {
         if label == "model" { label = url.deletingLastPathComponent().lastPathComponent }
         if label.hasSuffix(".gguf") { label = String(label.dropLast(5)) }
         return [ComparePolicySpec(name: name ?? label, spec: spec, modelPath: path)]
+    }
+
+    /// The exported step models of the stages `specs` name (`stage:ID`), each a frontier point of
+    /// its stage (`ID@STEP`), never a compared policy.
+    public static func checkpoints(_ specs: [String], stages: StageLookup?) throws -> [ComparePolicySpec] {
+        var out: [ComparePolicySpec] = []
+        for text in specs {
+            guard text.hasPrefix("stage:"), !text.contains("@") else {
+                throw CompareError("checkpoints: \(text): expected stage:ID, a training stage whose exported steps join the frontier")
+            }
+            guard let stages else { throw CompareError("checkpoints: \(text): stage references need a run (--run RUN)") }
+            let key = String(text.dropFirst(6))
+            let stage = try stages.stage(key, for: "checkpoints: \(text)")
+            let exported = try stages.exportedModels(stage)
+            guard !exported.isEmpty else {
+                throw CompareError("checkpoints: \(text): stage '\(key)' exported no models during training (set export_steps: N on it)")
+            }
+            out += exported.map { ComparePolicySpec(name: "\(key)@\($0.step)", spec: "stage:\(key)@\($0.step)", kind: .checkpoint,
+                                                   modelPath: $0.path, stageId: stage.id) }
+        }
+        return out
     }
 
     /// A model reference that is not a policy (reward model, reference): `stage:ID` or a path.

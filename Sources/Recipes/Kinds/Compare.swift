@@ -73,6 +73,8 @@ extension StageKinds {
                       accepts: [.reward], needsScoreHead: true),
             ModelRole(key: "ref_model", purpose: "the policy KL is measured against and baselines sample", required: false,
                       accepts: [.pretrain, .sft, .dpo, .ppo, .rloo, .grpo]),
+            ModelRole(key: "checkpoints", purpose: "RL stages whose exported steps (export_steps) join the frontier",
+                      required: false, accepts: [.ppo, .rloo, .grpo], isList: true),
         ],
         producesModel: false, files: compareFiles, unit: "responses",
         decode: { .compare(try YAMLDecoder().decode(CompareStageConfig.self, from: $0)) },
@@ -124,13 +126,37 @@ extension StageKinds {
             if case .load(let p)? = c.models[role] { return p }
             return nil
         }
+        // The exported steps of the `checkpoints` stages, from the store (a reused stage's are the
+        // run's that trained it).
+        let lookup = ComparePolicies.StageLookup(runName: "\(runId)", stages: stageRows, checkpoints: { try store.checkpoints(stageId: $0) })
+        var checkpoints: [ComparePolicySpec] = []
+        k = 0
+        while c.models["checkpoints.\(k)"] != nil {
+            guard let reference = c.modelReferences["checkpoints.\(k)"], reference.hasPrefix("stage:") else {
+                throw RunnerError("compare: checkpoints[\(k)]: expected stage:ID of a ppo, rloo or grpo stage")
+            }
+            do {
+                // A stage that exported nothing (fewer updates than export_steps, say) leaves the
+                // frontier to its own evaluations; the comparison goes on.
+                let stage = try lookup.stage(String(reference.dropFirst(6)), for: "checkpoints: \(reference)")
+                if try lookup.exportedModels(stage).isEmpty {
+                    c.note("compare: checkpoints: \(reference) exported no models during training (export_steps); "
+                           + "the frontier shows its own evaluations instead")
+                } else {
+                    checkpoints += try ComparePolicies.checkpoints([reference], stages: lookup)
+                }
+            } catch let error as CompareError {
+                throw RunnerError(error.description)
+            }
+            k += 1
+        }
         let referencePath = path("ref_model") ?? policies.first?.modelPath
         policies += try ComparePolicies.resolve(config.baselines, stages: nil, reference: referencePath)
         let request = CompareRequest(
             name: c.stageName, runId: runId, policies: policies, judges: config.judges, prompts: promptsPath,
             promptsLabel: config.prompts ?? promptsPath, rewardModel: path("reward_model"), reference: referencePath,
             inContextExamples: try config.examples.map(c.resolve), forgetting: try config.forgetting.map(c.resolve),
-            options: config.options)
+            options: config.options, checkpoints: checkpoints)
         let engine = CompareEngine(store: store, request: request)
         var last: [String: Date] = [:]
         engine.progress = { label, done, total in

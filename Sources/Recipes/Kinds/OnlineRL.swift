@@ -222,6 +222,29 @@ struct OnlineRLLoop {
         }
     }
 
+    /// Whether the policy after `update` is exported as a model (every `export_steps`; the last
+    /// update's model is the stage's own output).
+    func exportDue(_ update: Int, of total: Int) -> Bool {
+        rollout.exportSteps > 0 && update < total && update % rollout.exportSteps == 0
+    }
+
+    /// Writes the policy after `update` to `steps/UPDATE` (the Hugging Face layout, adapters
+    /// merged) and records it as a `model` checkpoint: `rein compare` reads it as `stage:ID@UPDATE`.
+    /// Written beside and renamed into place, so a kill leaves no half-written model.
+    func exportModel(update: Int) throws {
+        let steps = c.checkpointDirectory.deletingLastPathComponent().appendingPathComponent("steps")
+        let final = steps.appendingPathComponent("\(update)")
+        let partial = steps.appendingPathComponent(".\(update).partial")
+        let fm = FileManager.default
+        try? fm.removeItem(at: partial)
+        try c.model.withLoRAMerged {
+            try LanguageModel(model: c.model, tokenizer: c.lm.tokenizer, chatTemplate: c.lm.chatTemplate, source: final.path).save(to: partial)
+        }
+        try? fm.removeItem(at: final)
+        try fm.moveItem(at: partial, to: final)
+        try c.onCheckpoint?("model", update, final)
+    }
+
     /// `checkpoints/last`.
     var lastCheckpoint: URL { c.checkpointDirectory.appendingPathComponent("last") }
 
@@ -381,6 +404,7 @@ extension StageKinds {
             if loop.evaluationDue(update, of: total) {
                 try loop.evaluate(held, engine: engine, scorer: scorer, reference: reference, step: update)
             }
+            if loop.exportDue(update, of: total) { try loop.exportModel(update: update) }
             let due = update == total || (saveEvery > 0 && update % saveEvery == 0)
             if due { try save() }
             if !loop.progress(step: update, of: total, loss: lastLoss, lr: metrics["lr"] ?? 0, gradNorm: 0, episodes: batch.rows,
@@ -481,6 +505,7 @@ extension StageKinds {
             if loop.evaluationDue(update, of: total) {
                 try loop.evaluate(held, engine: engine, scorer: scorer, reference: evalReference, step: update)
             }
+            if loop.exportDue(update, of: total) { try loop.exportModel(update: update) }
             let due = update == total || (c.args.saveSteps > 0 && update % c.args.saveSteps == 0)
             if due { try save() }
             if !loop.progress(step: update, of: total, loss: lastLoss, lr: metrics["learning_rate"] ?? 0,

@@ -17,6 +17,7 @@ extension StageKinds {
         KeySpec("normalize_reward", .bool),
         KeySpec("reward_clip", .number(.above(0))),
         KeySpec("eval_judge", .string),
+        KeySpec("export_steps", .integer(.atLeast(0))),
     ]
 
     /// `eval_judge` names a judge Rein has (checked before anything runs).
@@ -54,7 +55,7 @@ extension StageKinds {
         roles: [policyRole("the policy to train"), referenceRole, rewardRole,
                 ModelRole(key: "value_model", purpose: "the value model (default: the reward model)", required: false,
                           accepts: [.reward])],
-        producesModel: true, unit: "episodes", measuresExactMatch: true,
+        producesModel: true, unit: "episodes", measuresExactMatch: true, promptsOnly: true,
         decode: { .ppo(try YAMLDecoder().decode(PPOConfig.self, from: $0)) },
         validate: { settings in if case .ppo(let c) = settings { validateRollout(c.rollout) } else { [] } },
         prepare: { model, settings, rng in
@@ -77,7 +78,7 @@ extension StageKinds {
         kind: .rloo, implemented: true,
         keys: criticFreeKeys + [KeySpec("rloo_k", .integer(.atLeast(2))), KeySpec("normalize_advantages", .bool)],
         roles: [policyRole("the policy to train"), referenceRole, rewardRole],
-        producesModel: true, unit: "episodes", measuresExactMatch: true,
+        producesModel: true, unit: "episodes", measuresExactMatch: true, promptsOnly: true,
         decode: { .criticFree(try YAMLDecoder().decode(CriticFreeConfig.self, from: $0)) },
         validate: { settings in if case .criticFree(let c) = settings { validateRollout(c.rollout) } else { [] } },
         train: { c in
@@ -92,7 +93,7 @@ extension StageKinds {
             KeySpec("loss_type", .choice(["grpo", "bnpo", "dr_grpo", "dapo"])),
         ],
         roles: [policyRole("the policy to train"), referenceRole, rewardRole],
-        producesModel: true, unit: "episodes", measuresExactMatch: true,
+        producesModel: true, unit: "episodes", measuresExactMatch: true, promptsOnly: true,
         decode: { .criticFree(try YAMLDecoder().decode(CriticFreeConfig.self, from: $0)) },
         validate: { settings in if case .criticFree(let c) = settings { validateRollout(c.rollout) } else { [] } },
         train: { c in

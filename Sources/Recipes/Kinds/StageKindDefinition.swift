@@ -131,6 +131,9 @@ public struct StageKindDefinition: Sendable {
     public var unit: String
     /// The policy's exact match on `eval_prompts` is measured before and after (policy kinds).
     public var measuresExactMatch: Bool
+    /// The data are prompts for rollouts, all of them trained on: no `validation_split` holds some
+    /// back (the kind measures on `eval_prompts`).
+    public var promptsOnly: Bool
     /// Decodes the checked keys (a mapping holding only valid values).
     public var decode: @Sendable (Node) throws -> StageSettings
     /// Problems that need several keys at once, each naming its key.
@@ -149,7 +152,7 @@ public struct StageKindDefinition: Sendable {
 
     public init(kind: RecipeStageKind, implemented: Bool, keys: [KeySpec], roles: [ModelRole], producesModel: Bool,
                 files: [String] = [], unit: String = "items", measuresExactMatch: Bool = false,
-                decode: @escaping @Sendable (Node) throws -> StageSettings,
+                promptsOnly: Bool = false, decode: @escaping @Sendable (Node) throws -> StageSettings,
                 validate: @escaping @Sendable (StageSettings) -> [(key: String, message: String)],
                 prepare: (@Sendable (DecoderModel, StageSettings, inout RNG) -> Void)? = nil,
                 train: (@Sendable (TrainingContext) throws -> StageSummary)? = nil,
@@ -164,6 +167,7 @@ public struct StageKindDefinition: Sendable {
         self.files = files
         self.unit = unit
         self.measuresExactMatch = measuresExactMatch
+        self.promptsOnly = promptsOnly
         self.decode = decode
         self.validate = validate
         self.prepare = prepare
