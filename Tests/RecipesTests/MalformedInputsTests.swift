@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// One case of `Tests/Fixtures/malformed/cases.json` (written by `make_cases.py` beside it).
-private struct MalformedCase: Decodable, CustomTestStringConvertible, Sendable {
+struct MalformedCase: Decodable, CustomTestStringConvertible, Sendable {
     struct Base: Decodable, Sendable {
         /// The case's directory, completed with `files` of fixture model `from`.
         var dir: String
