@@ -79,6 +79,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // libFuzzer targets for the parsers of outside data; scripts/fuzz.sh builds them instrumented.
+        .executableTarget(name: "rein-fuzz", dependencies: ["Checkpoints", "Datasets", "NN", "Recipes", "TensorCore", "Tokenizers"]),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
         .testTarget(name: "OptimizersTests", dependencies: ["Optimizers", "TensorCore"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),

@@ -39,10 +39,24 @@ public enum ModelCheckpoint {
             throw CheckpointError.notFound(path: configURL.path, expected: "the model's config.json")
         }
         let config = try ModelConfig(huggingFaceJSON: configData, file: configURL.path)
+        // Every header is checked first (mapping a file allocates nothing), then the config against
+        // the weights: every parameter is in them at 2 bytes or more (F16, BF16, F32), so a config
+        // that asks for more than the files can hold is refused before the model is allocated.
+        let files = try weightFiles(in: directory).map { url throws in try SafetensorsFile(url: url) }
+        let weightBytes = files.reduce(0) { total, st in
+            total + ((try? FileManager.default.attributesOfItem(atPath: st.url.path)[.size] as? Int) ?? 0)
+        }
+        if let count = config.parameterCount, count > weightBytes / 2 {
+            throw CheckpointError.invalid(
+                file: configURL.path,
+                reason: "the config describes \(count) parameters (\(config.layers) layers, hidden size "
+                    + "\(config.hiddenSize), vocab_size \(config.vocabSize)), more than the \(weightBytes) bytes of "
+                    + "weights can hold at 2 bytes each; config.json does not match the weights")
+        }
         let model = DecoderModel(forLoading: config)
         var tensors: [String: Tensor] = [:]
-        for file in try weightFiles(in: directory) {
-            let st = try SafetensorsFile(url: file)
+        for st in files {
+            let file = st.url
             for name in st.names {
                 if tensors[name] != nil {
                     throw CheckpointError.invalid(file: file.path, reason: "tensor '\(name)' appears in more than one shard")
@@ -111,21 +125,38 @@ public enum ModelCheckpoint {
         guard arch == "llama" else {
             throw CheckpointError.unsupported(file: file, reason: "architecture '\(arch)' is not supported (expected 'llama')")
         }
-        let heads = try gguf.int("llama.attention.head_count")
-        let hidden = try gguf.int("llama.embedding_length")
-        let kvHeads = (try? gguf.int("llama.attention.head_count_kv")) ?? heads
-        let vocab = try (try? gguf.int("llama.vocab_size")) ?? gguf.strings("tokenizer.ggml.tokens").count
-        let headDim = (try? gguf.int("llama.rope.dimension_count")) ?? hidden / heads
+        func size(_ key: String) throws -> Int {
+            let n = try gguf.int(key)
+            guard n > 0, n <= Int(Int32.max) else {
+                throw CheckpointError.invalid(file: file, reason: "metadata \"\(key)\" is \(n); expected a positive size below 2^31")
+            }
+            return n
+        }
+        func tokenId(_ key: String) -> Int? { (try? gguf.int(key)).flatMap { Int32(exactly: $0) != nil ? $0 : nil } }
+        func optionalSize(_ key: String) throws -> Int? { gguf.value(key) == nil ? nil : try size(key) }
+        let heads = try size("llama.attention.head_count")
+        let hidden = try size("llama.embedding_length")
+        let kvHeads = try optionalSize("llama.attention.head_count_kv") ?? heads
+        let vocab = try optionalSize("llama.vocab_size") ?? gguf.strings("tokenizer.ggml.tokens").count
+        let headDim = try optionalSize("llama.rope.dimension_count") ?? hidden / heads
         let tied = !gguf.tensorNames.contains("output.weight")
         let config = ModelConfig(
-            family: .llama, vocabSize: vocab, hiddenSize: hidden, layers: try gguf.int("llama.block_count"), heads: heads,
-            kvHeads: kvHeads, headDim: headDim, intermediateSize: try gguf.int("llama.feed_forward_length"),
-            maxPositions: try gguf.int("llama.context_length"),
+            family: .llama, vocabSize: vocab, hiddenSize: hidden, layers: try size("llama.block_count"), heads: heads,
+            kvHeads: kvHeads, headDim: headDim, intermediateSize: try size("llama.feed_forward_length"),
+            maxPositions: try size("llama.context_length"),
             normEps: Double((try? gguf.float("llama.attention.layer_norm_rms_epsilon")) ?? 1e-5),
             ropeTheta: Double((try? gguf.float("llama.rope.freq_base")) ?? 10_000), tieEmbeddings: tied,
-            bosTokenId: try? gguf.int("tokenizer.ggml.bos_token_id"), eosTokenId: try? gguf.int("tokenizer.ggml.eos_token_id"),
-            padTokenId: try? gguf.int("tokenizer.ggml.padding_token_id"))
-        do { try config.validate() } catch { throw CheckpointError.invalid(file: file, reason: error.description) }
+            bosTokenId: tokenId("tokenizer.ggml.bos_token_id"), eosTokenId: tokenId("tokenizer.ggml.eos_token_id"),
+            padTokenId: tokenId("tokenizer.ggml.padding_token_id"))
+        do { try config.validate(keys: .gguf) } catch { throw CheckpointError.invalid(file: file, reason: error.description) }
+        // The smallest block Rein decodes (Q4_0) holds 32 weights in 18 bytes: a file smaller than
+        // half a byte per parameter cannot hold the model its metadata describes.
+        let fileSize = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
+        if let count = config.parameterCount, count / 2 > fileSize {
+            throw CheckpointError.invalid(
+                file: file, reason: "the metadata describes \(count) parameters (llama.block_count \(config.layers), "
+                    + "llama.embedding_length \(config.hiddenSize)), more than the \(fileSize)-byte file can hold")
+        }
         let model = DecoderModel(forLoading: config)
 
         var tensors: [String: Tensor] = [:]
@@ -134,6 +165,13 @@ public enum ModelCheckpoint {
                 throw CheckpointError.unsupported(file: file, reason: "tensor '\(name)' has no Llama counterpart")
             }
             var t = try gguf.tensor(name)
+            if name.hasSuffix("attn_q.weight") || name.hasSuffix("attn_k.weight") {
+                let h = name.hasSuffix("attn_q.weight") ? heads : kvHeads
+                guard t.shape.count == 2, t.shape[0] == h * headDim, t.shape[1] == hidden else {
+                    throw CheckpointError.invalid(file: file, reason: "tensor '\(name)' has shape \(t.shape); expected "
+                        + "[\(h * headDim), \(hidden)] (\(h) heads of \(headDim), llama.embedding_length \(hidden))")
+                }
+            }
             if name.hasSuffix("attn_q.weight") { t = unpermuteRoPERows(t, heads: heads) }
             if name.hasSuffix("attn_k.weight") { t = unpermuteRoPERows(t, heads: kvHeads) }
             tensors[hfName] = t

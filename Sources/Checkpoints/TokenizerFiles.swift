@@ -31,10 +31,19 @@ extension LanguageModel {
             throw CheckpointError.unsupported(file: gguf.url.path,
                                               reason: "tokenizer.ggml.pre '\(preName)' is not supported (expected gpt2 or smollm)")
         }
-        let id = { (key: String) in (try? gguf.int(key)).map(Int32.init) }
+        let id = { (key: String) in (try? gguf.int(key)).flatMap { Int32(exactly: $0) } }
+        let types = try? gguf.ints("tokenizer.ggml.token_type")
+        let tokenTypes = try types.map { values in
+            try values.map { v in
+                guard let t = Int32(exactly: v) else {
+                    throw CheckpointError.invalid(file: gguf.url.path, reason: "metadata \"tokenizer.ggml.token_type\" holds \(v), not a token type")
+                }
+                return t
+            }
+        }
         return try Tokenizer(
             ggufTokens: try gguf.strings("tokenizer.ggml.tokens"), merges: try gguf.strings("tokenizer.ggml.merges"),
-            tokenTypes: (try? gguf.ints("tokenizer.ggml.token_type"))?.map(Int32.init), preTokenizer: pre,
+            tokenTypes: tokenTypes, preTokenizer: pre,
             bosTokenID: id("tokenizer.ggml.bos_token_id"), eosTokenID: id("tokenizer.ggml.eos_token_id"),
             padTokenID: id("tokenizer.ggml.padding_token_id"), unknownTokenID: id("tokenizer.ggml.unknown_token_id"))
     }

@@ -41,8 +41,8 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         self.layers = layers
         self.heads = heads
         self.kvHeads = kvHeads ?? heads
-        self.headDim = headDim ?? hiddenSize / heads
-        self.intermediateSize = intermediateSize ?? 4 * hiddenSize
+        self.headDim = headDim ?? (heads > 0 ? hiddenSize / heads : 0)
+        self.intermediateSize = intermediateSize ?? 4 &* hiddenSize
         self.maxPositions = maxPositions
         self.normEps = normEps
         self.ropeTheta = ropeTheta
@@ -54,16 +54,109 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         self.padTokenId = padTokenId
     }
 
-    /// Checks the dimensions agree with each other; the message names the offending keys.
-    public func validate() throws(ModelConfigError) {
+    /// Where a config came from, for the key names in messages: Hugging Face `config.json` keys
+    /// (`n_layer`, `num_hidden_layers`) or GGUF metadata keys (`llama.block_count`).
+    public enum KeyStyle: Sendable { case huggingFace, gguf }
+
+    /// The largest value Rein accepts for each size, far above any model it can run on a CPU, so a
+    /// corrupt or hostile config (10^9 layers, a 2^40 vocabulary) is refused before anything is
+    /// allocated for it.
+    public enum Limits {
+        public static let layers = 1024
+        public static let hiddenSize = 65_536
+        public static let heads = 1024
+        public static let headDim = 1024
+        public static let intermediateSize = 1 << 20
+        public static let vocabSize = 1 << 22
+        public static let maxPositions = 1 << 20
+        /// Parameters (Float32) of the whole model: 2^34 floats are 64 GiB.
+        public static let parameters = 1 << 34
+        /// Entries of a Llama RoPE table (positions x head dimension; 128 MiB of cos and sin):
+        /// 2^17 positions of 128, twice what Llama 3.1 uses.
+        public static let ropeTable = 1 << 25
+    }
+
+    /// The key of a size field in `style`'s naming.
+    static func key(_ field: String, _ family: ModelFamily, _ style: KeyStyle) -> String {
+        switch style {
+        case .gguf:
+            return [
+                "vocab": "llama.vocab_size", "hidden": "llama.embedding_length", "layers": "llama.block_count",
+                "heads": "llama.attention.head_count", "kvHeads": "llama.attention.head_count_kv",
+                "headDim": "llama.rope.dimension_count", "intermediate": "llama.feed_forward_length",
+                "positions": "llama.context_length",
+            ][field] ?? field
+        case .huggingFace:
+            switch family {
+            case .gpt2:
+                return [
+                    "vocab": "vocab_size", "hidden": "n_embd", "layers": "n_layer", "heads": "n_head", "kvHeads": "n_head",
+                    "headDim": "n_embd / n_head", "intermediate": "n_inner", "positions": "n_positions",
+                ][field] ?? field
+            case .llama:
+                return [
+                    "vocab": "vocab_size", "hidden": "hidden_size", "layers": "num_hidden_layers",
+                    "heads": "num_attention_heads", "kvHeads": "num_key_value_heads", "headDim": "head_dim",
+                    "intermediate": "intermediate_size", "positions": "max_position_embeddings",
+                ][field] ?? field
+            }
+        }
+    }
+
+    /// The number of Float32 parameters the model has (embeddings, every layer, the LM head when
+    /// untied), or nil when the sizes are out of ``Limits`` (so the arithmetic cannot overflow).
+    public var parameterCount: Int? {
+        guard (try? checkLimits(.huggingFace)) != nil else { return nil }
+        let C = hiddenSize, F = intermediateSize, q = heads * headDim, kv = kvHeads * headDim
+        let perLayer: Int
+        switch family {
+        case .gpt2: perLayer = 4 * C + 3 * C * C + 3 * C + C * C + C + 2 * F * C + F + C
+        case .llama:
+            perLayer = 2 * C + (q + 2 * kv) * C + q * C + 3 * F * C
+                + (attentionBias ? q + 2 * kv + C : 0) + (mlpBias ? 2 * F + C : 0)
+        }
+        let embeddings = vocabSize * C * (tieEmbeddings ? 1 : 2) + (family == .gpt2 ? maxPositions * C : 0)
+        return embeddings + layers * perLayer + (family == .gpt2 ? 2 * C : C)
+    }
+
+    /// Every size within ``Limits``; the message names the key (in `style`) and the limit.
+    func checkLimits(_ style: KeyStyle) throws(ModelConfigError) {
+        let sizes: [(String, Int, Int)] = [
+            ("layers", layers, Limits.layers), ("hidden", hiddenSize, Limits.hiddenSize), ("heads", heads, Limits.heads),
+            ("kvHeads", kvHeads, Limits.heads), ("headDim", headDim, Limits.headDim),
+            ("intermediate", intermediateSize, Limits.intermediateSize), ("vocab", vocabSize, Limits.vocabSize),
+            ("positions", maxPositions, Limits.maxPositions),
+        ]
+        for (field, value, limit) in sizes where value > limit {
+            throw .invalid("\(Self.key(field, family, style)) is \(value), above the limit of \(limit) Rein accepts; "
+                + "the config is corrupt or describes a model far beyond what Rein runs")
+        }
+    }
+
+    /// Checks the dimensions agree with each other and lie within ``Limits``; the message names the
+    /// offending keys (Hugging Face or GGUF names, per `style`).
+    public func validate(keys style: KeyStyle = .huggingFace) throws(ModelConfigError) {
         func need(_ ok: Bool, _ what: String) throws(ModelConfigError) { if !ok { throw .invalid(what) } }
-        try need(vocabSize > 0 && hiddenSize > 0 && layers > 0 && heads > 0 && maxPositions > 0,
-                 "vocab_size, hidden size, layers, heads and max positions must be positive")
-        try need(kvHeads > 0 && heads % kvHeads == 0, "num_attention_heads (\(heads)) must be a multiple of num_key_value_heads (\(kvHeads))")
+        func key(_ field: String) -> String { Self.key(field, family, style) }
+        let sizes: [(String, Int)] = [("vocab", vocabSize), ("hidden", hiddenSize), ("layers", layers), ("heads", heads),
+                                      ("positions", maxPositions)]
+        for (field, value) in sizes where value <= 0 {
+            throw .invalid("\(key(field)) is \(value); it must be positive")
+        }
+        try checkLimits(style)
+        try need(kvHeads > 0 && heads % kvHeads == 0,
+                 "\(key("heads")) (\(heads)) must be a multiple of \(key("kvHeads")) (\(kvHeads))")
         try need(headDim > 0 && (family == .llama || heads * headDim == hiddenSize),
                  "hidden size \(hiddenSize) is not \(heads) heads of \(headDim)")
-        try need(family == .gpt2 || headDim % 2 == 0, "head_dim \(headDim) must be even for RoPE")
-        try need(intermediateSize > 0, "intermediate size must be positive")
+        try need(family == .gpt2 || headDim % 2 == 0, "\(key("headDim")) \(headDim) must be even for RoPE")
+        try need(intermediateSize > 0, "\(key("intermediate")) is \(intermediateSize); it must be positive")
+        try need(family == .gpt2 || maxPositions * headDim <= Limits.ropeTable,
+                 "\(key("positions")) \(maxPositions) x \(key("headDim")) \(headDim) is above the limit of "
+                     + "\(Limits.ropeTable) RoPE table entries Rein accepts")
+        let count = parameterCount ?? Int.max
+        try need(count <= Limits.parameters, "the config describes \(count) parameters, above the limit of "
+            + "\(Limits.parameters) Rein accepts (\(key("layers")) \(layers), \(key("hidden")) \(hiddenSize), "
+            + "\(key("vocab")) \(vocabSize))")
     }
 }
 
@@ -98,17 +191,24 @@ extension ModelConfig {
 
         func int(_ key: String) throws(ModelConfigError) -> Int {
             guard let v = json[key], !(v is NSNull) else { throw .missingKey(file: file, key: key) }
-            guard let n = v as? NSNumber, n.doubleValue == n.doubleValue.rounded() else {
+            guard let n = v as? NSNumber, let i = Int(exactly: n.doubleValue.rounded()), n.doubleValue == Double(i) else {
                 throw .wrongType(file: file, key: key, expected: "an integer")
             }
-            return n.intValue
+            // Sizes past 2^31 are refused here, so no product of two of them can overflow below.
+            guard i >= -Int(Int32.max), i <= Int(Int32.max) else {
+                throw .wrongType(file: file, key: key, expected: "an integer below 2^31 (got \(n))")
+            }
+            return i
         }
         func optionalInt(_ key: String) throws(ModelConfigError) -> Int? {
             guard let v = json[key], !(v is NSNull) else { return nil }
             // eos_token_id may be a list; the first entry is the one generation stops on.
-            if let list = v as? [NSNumber] { return list.first?.intValue }
-            guard let n = v as? NSNumber else { throw .wrongType(file: file, key: key, expected: "an integer") }
-            return n.intValue
+            let first = (v as? [Any])?.first ?? v
+            if v is [Any], (v as? [Any])?.isEmpty == true { return nil }
+            guard let n = first as? NSNumber, let i = Int(exactly: n.doubleValue), i >= -Int(Int32.max), i <= Int(Int32.max) else {
+                throw .wrongType(file: file, key: key, expected: "an integer below 2^31")
+            }
+            return i
         }
         func number(_ key: String, default d: Double? = nil) throws(ModelConfigError) -> Double {
             guard let v = json[key], !(v is NSNull) else {
@@ -128,6 +228,7 @@ extension ModelConfig {
         switch modelType {
         case "gpt2":
             let hidden = try int("n_embd")
+            guard try int("n_head") > 0 else { throw .unreadable(file: file, reason: "n_head must be positive") }
             let inner = try optionalInt("n_inner")
             if let act = json["activation_function"] as? String, !["gelu_new", "gelu_pytorch_tanh"].contains(act) {
                 throw .wrongType(file: file, key: "activation_function", expected: "'gelu_new' (the tanh GELU Rein implements)")
@@ -140,6 +241,9 @@ extension ModelConfig {
                       padTokenId: try optionalInt("pad_token_id"))
         case "llama":
             let hidden = try int("hidden_size"), heads = try int("num_attention_heads")
+            guard heads > 0 else {
+                throw .unreadable(file: file, reason: "num_attention_heads is \(heads); it must be positive")
+            }
             var theta = 10_000.0
             if let params = json["rope_parameters"] as? [String: Any], let t = params["rope_theta"] as? NSNumber {
                 theta = t.doubleValue

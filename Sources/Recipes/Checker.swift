@@ -59,10 +59,17 @@ struct Checker {
     /// `label.key`, or `key` alone for a config that is a single stage (`rein train`).
     static func path(_ label: String, _ key: String) -> String { label.isEmpty ? key : "\(label).\(key)" }
 
+    /// A YAML error with each quoted source line cut to 200 characters: a hostile file's one
+    /// 100 kB line is not echoed whole.
+    static func shortened(_ error: any Error) -> String {
+        "\(error)".split(separator: "\n", omittingEmptySubsequences: false)
+            .map { $0.count > 200 ? $0.prefix(200) + "..." : $0 }.joined(separator: "\n")
+    }
+
     mutating func check(yaml: String) -> Recipe? {
         let root: Node?
         do { root = try Yams.compose(yaml: yaml) } catch {
-            report(nil, "", "not valid YAML: \(error)")
+            report(nil, "", "not valid YAML: \(Self.shortened(error))")
             return nil
         }
         guard var root, root.mapping != nil else {
@@ -112,7 +119,7 @@ struct Checker {
             do {
                 if let node = try Yams.compose(yaml: yaml) { root = node }
             } catch {
-                report(nil, "", "not valid YAML: \(error)")
+                report(nil, "", "not valid YAML: \(Self.shortened(error))")
                 return nil
             }
             guard root.mapping != nil else {

@@ -160,8 +160,14 @@ public struct Recipe: Equatable, Sendable {
     public static func load(path: String, overrides: [String] = []) throws(RecipeError) -> Recipe {
         let url = URL(fileURLWithPath: path)
         let fileName = url.lastPathComponent
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+        guard let data = FileManager.default.contents(atPath: path) else {
             throw RecipeError(problems: [RecipeProblem(file: fileName, line: nil, keyPath: "", message: "cannot read the recipe file")])
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            let valid = data.prefix { $0 < 0x80 }
+            let line = valid.reduce(1) { $1 == 0x0A ? $0 + 1 : $0 }
+            throw RecipeError(problems: [RecipeProblem(file: fileName, line: line, keyPath: "",
+                                                       message: "not valid UTF-8 (byte \(valid.count) of the file)")])
         }
         // Paths inside are relative to the directory rein runs in (the project root), like the
         // store and output_dir defaults (runs/NAME...), not to the recipe file's folder.

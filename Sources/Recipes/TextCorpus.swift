@@ -1,5 +1,6 @@
 import Datasets
 import Foundation
+import Tokenizers
 
 /// Reading the texts of data files: `.txt` (the whole file is one text), `.jsonl` (one
 /// `{"text": ...}` object per line) and ChatterBot `.yml` corpora (one text per utterance).
@@ -36,15 +37,14 @@ public enum TextCorpus {
             let location = "\(path):\(index + 1)"
             guard line.contains(where: { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\r") && $0 != UInt8(ascii: "\t") })
             else { continue }
-            let object: Any
-            do {
-                object = try JSONSerialization.jsonObject(with: Data(line), options: [.fragmentsAllowed])
-            } catch {
-                throw RunnerError("\(location): not valid JSON")
+            // Datasets' JSON reader: bounded nesting, and the column and reason of a syntax error.
+            let value: JSONValue
+            do { value = try parseJSONLine(ArraySlice(line), file: path, line: index + 1) } catch { throw RunnerError(error.description) }
+            guard case .object = value else { throw RunnerError("\(location): expected a JSON object with a \"\(field)\" field") }
+            guard let member = value[field], !member.isNull else { throw RunnerError("\(location): missing the field \"\(field)\"") }
+            guard case let .string(text) = member else {
+                throw RunnerError("\(location): the field \"\(field)\" must be a string, found \(member.typeName)")
             }
-            guard let record = object as? [String: Any] else { throw RunnerError("\(location): expected a JSON object with a \"\(field)\" field") }
-            guard let value = record[field] else { throw RunnerError("\(location): missing the field \"\(field)\"") }
-            guard let text = value as? String else { throw RunnerError("\(location): the field \"\(field)\" must be a string, found \(jsonKind(value))") }
             texts.append(text)
         }
         return texts
@@ -57,14 +57,5 @@ public enum TextCorpus {
         guard !isDirectory.boolValue else { throw RunnerError("\(path): is a directory, expected a file") }
         guard let data = FileManager.default.contents(atPath: path) else { throw RunnerError("\(path): cannot be read") }
         return data
-    }
-
-    private static func jsonKind(_ value: Any) -> String {
-        switch value {
-        case is NSNull: return "null"
-        case is [Any]: return "an array"
-        case is [String: Any]: return "an object"
-        default: return "a number or boolean"
-        }
     }
 }

@@ -290,6 +290,8 @@ public final class Tokenizer: @unchecked Sendable {
 
 /// Largest id a tokenizer may use; guards against allocating for absurd ids.
 let maxTokenID = 1 << 24
+/// The most unused ids a vocabulary may have below its largest id (ids index arrays).
+let maxTokenIDGap = 1 << 16
 
 /// Resolves merges and checks ids: the shared back end of every loader.
 func buildModel(tokenStrings: [[UInt8]?], mergePairs: [(Int32, Int32)], addedTokens: [AddedToken],
@@ -327,6 +329,12 @@ func buildModel(tokenStrings: [[UInt8]?], mergePairs: [(Int32, Int32)], addedTok
     for token in addedTokens where token.id < 0 || token.id >= maxTokenID {
         throw TokenizerError.invalidField(file: source, field: "added_tokens",
                                           reason: "gives \(String(reflecting: token.content)) the id \(token.id), outside 0..<\(maxTokenID)")
+    }
+    let largestAdded = Int(addedTokens.map(\.id).max() ?? -1)
+    guard largestAdded < tokenStrings.count + addedTokens.count + maxTokenIDGap else {
+        throw TokenizerError.invalidField(file: source, field: "added_tokens",
+                                          reason: "gives the id \(largestAdded) to a token, but the vocabulary has "
+                                              + "\(tokenStrings.count) ids; ids must be dense (at most \(maxTokenIDGap) unused)")
     }
     return BPEModel(tokenStrings: tokenStrings, idOfString: index, merges: merges, unknownID: unknownID,
                     ignoreMerges: ignoreMerges)

@@ -266,6 +266,12 @@ private func readVocabulary(_ vocab: JSONValue, file: String, field: String) thr
         }
         maxID = max(maxID, id)
     }
+    // Ids index arrays, so a handful of tokens with ids near the limit must not allocate for all of them.
+    guard maxID < members.count + maxTokenIDGap else {
+        throw TokenizerError.invalidField(file: file, field: field,
+                                          reason: "has \(members.count) tokens but ids up to \(maxID); ids must be dense "
+                                              + "(at most \(maxTokenIDGap) unused below the largest)")
+    }
     var strings = [[UInt8]?](repeating: nil, count: maxID + 1)
     var index: [[UInt8]: Int32] = [:]
     index.reserveCapacity(members.count)
