@@ -1,3 +1,4 @@
+import COpenBLAS
 import Foundation
 
 // Products with few rows (a decoding step: one row per sequence of the batch) are bound by reading
@@ -55,12 +56,12 @@ func skinnyMatmul<V: SIMD>(_: V.Type, m: Int, n: Int, k: Int, _ X: UnsafePointer
         }
         return
     }
-    // Output columns go out in groups (4 weight rows, or 2 vectors of weight columns); each chunk of
+    // Output columns go out in groups (3 weight rows, or 2 vectors of weight columns); each chunk of
     // groups reads at least `skinnyChunkFloats` weights, so small products stay on one thread.
-    let group = layout == .outputMajor ? 4 : 2 &* V.scalarCount
+    let group = layout == .outputMajor ? skinnyTileColumns : 2 &* V.scalarCount
     let groups = (n &+ group &- 1) / group
     let grain = Swift.max(1, skinnyChunkFloats / (group &* k))
-    parallelFor(groups, grain: grain) { _, lo, hi in
+    func run(_ lo: Int, _ hi: Int) {
         let j0 = lo &* group, j1 = Swift.min(hi &* group, n)
         switch layout {
         case .outputMajor:
@@ -68,6 +69,15 @@ func skinnyMatmul<V: SIMD>(_: V.Type, m: Int, n: Int, k: Int, _ X: UnsafePointer
         case .inputMajor:
             skinnyInputMajor(V.self, m: m, n: n, k: k, X, ldx, W, bias, Y, ldy, columns: j0, j1)
         }
+    }
+    // Up to 4 chunks per thread, taken in order by whichever thread is free: on a shared machine a
+    // thread that loses its core for a moment does not hold the whole product back.
+    let workers = workerCount(groups, grain: grain)
+    guard workers > 1 else { run(0, groups); return }
+    let chunks = Swift.min(groups / grain, workers &* 4)
+    withoutActuallyEscaping(run) { run in
+        nonisolated(unsafe) let body = run
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in body(groups &* c / chunks, groups &* (c &+ 1) / chunks) }
     }
 }
 
@@ -99,9 +109,24 @@ func laneSum<V: SIMD>(_ v: V) -> Float where V.Scalar == Float {
     return v.sum()
 }
 
-/// W `[n, k]`, columns j0..<j1: each output is a dot product of an X row and a W row. Tiles of 4
-/// weight rows × 2 X rows (8 accumulators); the 4 weight rows (16k bytes) stay in L1/L2 while every
-/// row pair of X passes over them, so memory sees each weight once.
+/// W rows per tile of the output-major kernel (the 4 × 3 register tile: 12 accumulators, 3 weight
+/// vectors, one X vector, 16 registers).
+let skinnyTileColumns = 3
+
+/// Dot product of x and w over i in kv..<k (the part of k not covered by whole vectors).
+@inline(__always)
+func dotTail(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, from kv: Int, to k: Int) -> Float {
+    var s: Float = 0
+    var i = kv
+    while i < k { s += x[i] * w[i]; i &+= 1 }
+    return s
+}
+
+/// W `[n, k]`, columns j0..<j1: each output is a dot product of an X row and a W row. Tiles of 3
+/// weight rows × 4 X rows (12 accumulators, 7 loads per 12 FMAs); the 3 weight rows stay in L1
+/// while every group of X rows passes over them, so memory sees each weight once. The next tile's
+/// weights are prefetched evenly over the passes of this one, so memory stays busy while the later
+/// passes run from cache (without it, at m = 8 memory idled three passes in four).
 @inline(__always)
 func skinnyOutputMajor<V: SIMD>(_: V.Type, m: Int, k: Int, _ X: UnsafePointer<Float>, _ ldx: Int,
                                 _ W: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
@@ -109,61 +134,110 @@ func skinnyOutputMajor<V: SIMD>(_: V.Type, m: Int, k: Int, _ X: UnsafePointer<Fl
 where V.Scalar == Float {
     let L = V.scalarCount
     let kv = k &- k % L   // k covered by whole vectors
+    // Vector steps per tile over all passes (4, 2 and 1 rows at a time), and the prefetch stride
+    // that covers the next tile's 3·k floats in that many steps.
+    let passes = m / 4 &+ (m % 4) / 2 &+ (m % 2)
+    let steps = Swift.max(1, passes &* (kv / L))
+    let tileBytes = skinnyTileColumns &* k &* 4
+    let stride = (tileBytes &+ steps &- 1) / steps
+    let second = stride > 64, third = stride > 128
     var j = j0
-    while j &+ 4 <= j1 {
-        let w0 = W + j &* k, w1 = w0 + k, w2 = w1 + k, w3 = w2 + k
-        let b0 = bias?[j] ?? 0, b1 = bias?[j &+ 1] ?? 0, b2 = bias?[j &+ 2] ?? 0, b3 = bias?[j &+ 3] ?? 0
+    while j &+ 3 <= j1 {
+        let w0 = W + j &* k, w1 = w0 + k, w2 = w1 + k
+        let b0 = bias?[j] ?? 0, b1 = bias?[j &+ 1] ?? 0, b2 = bias?[j &+ 2] ?? 0
+        // Past the last tile this points beyond W; a prefetch never faults.
+        let next = UnsafeRawPointer(w2 + k)
+        var ahead = 0
+        @inline(__always) func prefetchNext() {
+            rein_prefetch(next + ahead)
+            if second { rein_prefetch(next + (ahead &+ 64)) }
+            if third { rein_prefetch(next + (ahead &+ 128)) }
+            ahead &+= stride
+        }
         var r = 0
-        while r &+ 2 <= m {
-            let x0 = X + r &* ldx, x1 = x0 + ldx
-            var a00 = V(), a01 = V(), a02 = V(), a03 = V()
-            var a10 = V(), a11 = V(), a12 = V(), a13 = V()
+        while r &+ 4 <= m {
+            let x0 = X + r &* ldx, x1 = x0 + ldx, x2 = x1 + ldx, x3 = x2 + ldx
+            var a00 = V(), a01 = V(), a02 = V(), a10 = V(), a11 = V(), a12 = V()
+            var a20 = V(), a21 = V(), a22 = V(), a30 = V(), a31 = V(), a32 = V()
             var i = 0
             while i < kv {
-                let u0 = loadVector(x0 + i, V.self), u1 = loadVector(x1 + i, V.self)
-                let v0 = loadVector(w0 + i, V.self), v1 = loadVector(w1 + i, V.self)
-                let v2 = loadVector(w2 + i, V.self), v3 = loadVector(w3 + i, V.self)
-                a00 = a00.addingProduct(u0, v0); a01 = a01.addingProduct(u0, v1)
-                a02 = a02.addingProduct(u0, v2); a03 = a03.addingProduct(u0, v3)
-                a10 = a10.addingProduct(u1, v0); a11 = a11.addingProduct(u1, v1)
-                a12 = a12.addingProduct(u1, v2); a13 = a13.addingProduct(u1, v3)
+                prefetchNext()
+                let v0 = loadVector(w0 + i, V.self), v1 = loadVector(w1 + i, V.self), v2 = loadVector(w2 + i, V.self)
+                var u = loadVector(x0 + i, V.self)
+                a00 = a00.addingProduct(u, v0); a01 = a01.addingProduct(u, v1); a02 = a02.addingProduct(u, v2)
+                u = loadVector(x1 + i, V.self)
+                a10 = a10.addingProduct(u, v0); a11 = a11.addingProduct(u, v1); a12 = a12.addingProduct(u, v2)
+                u = loadVector(x2 + i, V.self)
+                a20 = a20.addingProduct(u, v0); a21 = a21.addingProduct(u, v1); a22 = a22.addingProduct(u, v2)
+                u = loadVector(x3 + i, V.self)
+                a30 = a30.addingProduct(u, v0); a31 = a31.addingProduct(u, v1); a32 = a32.addingProduct(u, v2)
                 i &+= L
             }
-            var s00 = laneSum(a00), s01 = laneSum(a01), s02 = laneSum(a02), s03 = laneSum(a03)
-            var s10 = laneSum(a10), s11 = laneSum(a11), s12 = laneSum(a12), s13 = laneSum(a13)
-            while i < k {
-                let u0 = x0[i], u1 = x1[i]
-                s00 += u0 * w0[i]; s01 += u0 * w1[i]; s02 += u0 * w2[i]; s03 += u0 * w3[i]
-                s10 += u1 * w0[i]; s11 += u1 * w1[i]; s12 += u1 * w2[i]; s13 += u1 * w3[i]
-                i &+= 1
+            let y0 = Y + (r &* ldy &+ j), y1 = y0 + ldy, y2 = y1 + ldy, y3 = y2 + ldy
+            y0[0] = laneSum(a00) + dotTail(x0, w0, from: kv, to: k) + b0
+            y0[1] = laneSum(a01) + dotTail(x0, w1, from: kv, to: k) + b1
+            y0[2] = laneSum(a02) + dotTail(x0, w2, from: kv, to: k) + b2
+            y1[0] = laneSum(a10) + dotTail(x1, w0, from: kv, to: k) + b0
+            y1[1] = laneSum(a11) + dotTail(x1, w1, from: kv, to: k) + b1
+            y1[2] = laneSum(a12) + dotTail(x1, w2, from: kv, to: k) + b2
+            y2[0] = laneSum(a20) + dotTail(x2, w0, from: kv, to: k) + b0
+            y2[1] = laneSum(a21) + dotTail(x2, w1, from: kv, to: k) + b1
+            y2[2] = laneSum(a22) + dotTail(x2, w2, from: kv, to: k) + b2
+            y3[0] = laneSum(a30) + dotTail(x3, w0, from: kv, to: k) + b0
+            y3[1] = laneSum(a31) + dotTail(x3, w1, from: kv, to: k) + b1
+            y3[2] = laneSum(a32) + dotTail(x3, w2, from: kv, to: k) + b2
+            r &+= 4
+        }
+        if r &+ 2 <= m {
+            let x0 = X + r &* ldx, x1 = x0 + ldx
+            var a00 = V(), a01 = V(), a02 = V(), a10 = V(), a11 = V(), a12 = V()
+            var i = 0
+            while i < kv {
+                prefetchNext()
+                let v0 = loadVector(w0 + i, V.self), v1 = loadVector(w1 + i, V.self), v2 = loadVector(w2 + i, V.self)
+                var u = loadVector(x0 + i, V.self)
+                a00 = a00.addingProduct(u, v0); a01 = a01.addingProduct(u, v1); a02 = a02.addingProduct(u, v2)
+                u = loadVector(x1 + i, V.self)
+                a10 = a10.addingProduct(u, v0); a11 = a11.addingProduct(u, v1); a12 = a12.addingProduct(u, v2)
+                i &+= L
             }
             let y0 = Y + (r &* ldy &+ j), y1 = y0 + ldy
-            y0[0] = s00 + b0; y0[1] = s01 + b1; y0[2] = s02 + b2; y0[3] = s03 + b3
-            y1[0] = s10 + b0; y1[1] = s11 + b1; y1[2] = s12 + b2; y1[3] = s13 + b3
+            y0[0] = laneSum(a00) + dotTail(x0, w0, from: kv, to: k) + b0
+            y0[1] = laneSum(a01) + dotTail(x0, w1, from: kv, to: k) + b1
+            y0[2] = laneSum(a02) + dotTail(x0, w2, from: kv, to: k) + b2
+            y1[0] = laneSum(a10) + dotTail(x1, w0, from: kv, to: k) + b0
+            y1[1] = laneSum(a11) + dotTail(x1, w1, from: kv, to: k) + b1
+            y1[2] = laneSum(a12) + dotTail(x1, w2, from: kv, to: k) + b2
             r &+= 2
         }
         if r < m {
             let x0 = X + r &* ldx
-            var a0 = V(), a1 = V(), a2 = V(), a3 = V()
+            // Two accumulators per weight row: one row of X gives too few independent FMAs otherwise.
+            var a0 = V(), a1 = V(), a2 = V(), c0 = V(), c1 = V(), c2 = V()
             var i = 0
-            while i < kv {
-                let u0 = loadVector(x0 + i, V.self)
-                a0 = a0.addingProduct(u0, loadVector(w0 + i, V.self)); a1 = a1.addingProduct(u0, loadVector(w1 + i, V.self))
-                a2 = a2.addingProduct(u0, loadVector(w2 + i, V.self)); a3 = a3.addingProduct(u0, loadVector(w3 + i, V.self))
-                i &+= L
+            while i &+ 2 &* L <= kv {
+                prefetchNext()
+                let u = loadVector(x0 + i, V.self), t = loadVector(x0 + (i &+ L), V.self)
+                a0 = a0.addingProduct(u, loadVector(w0 + i, V.self)); c0 = c0.addingProduct(t, loadVector(w0 + (i &+ L), V.self))
+                a1 = a1.addingProduct(u, loadVector(w1 + i, V.self)); c1 = c1.addingProduct(t, loadVector(w1 + (i &+ L), V.self))
+                a2 = a2.addingProduct(u, loadVector(w2 + i, V.self)); c2 = c2.addingProduct(t, loadVector(w2 + (i &+ L), V.self))
+                prefetchNext()
+                i &+= 2 &* L
             }
-            var s0 = laneSum(a0), s1 = laneSum(a1), s2 = laneSum(a2), s3 = laneSum(a3)
-            while i < k {
-                let u0 = x0[i]
-                s0 += u0 * w0[i]; s1 += u0 * w1[i]; s2 += u0 * w2[i]; s3 += u0 * w3[i]
-                i &+= 1
+            if i < kv {
+                let u = loadVector(x0 + i, V.self)
+                a0 = a0.addingProduct(u, loadVector(w0 + i, V.self))
+                a1 = a1.addingProduct(u, loadVector(w1 + i, V.self))
+                a2 = a2.addingProduct(u, loadVector(w2 + i, V.self))
             }
             let y0 = Y + (r &* ldy &+ j)
-            y0[0] = s0 + b0; y0[1] = s1 + b1; y0[2] = s2 + b2; y0[3] = s3 + b3
+            y0[0] = laneSum(a0 + c0) + dotTail(x0, w0, from: kv, to: k) + b0
+            y0[1] = laneSum(a1 + c1) + dotTail(x0, w1, from: kv, to: k) + b1
+            y0[2] = laneSum(a2 + c2) + dotTail(x0, w2, from: kv, to: k) + b2
         }
-        j &+= 4
+        j &+= 3
     }
-    // The last n mod 4 columns, one weight row at a time.
+    // The last n mod 3 columns, one weight row at a time.
     while j < j1 {
         let w0 = W + j &* k
         let b0 = bias?[j] ?? 0
@@ -172,9 +246,7 @@ where V.Scalar == Float {
             var a0 = V()
             var i = 0
             while i < kv { a0 = a0.addingProduct(loadVector(x0 + i, V.self), loadVector(w0 + i, V.self)); i &+= L }
-            var s0 = laneSum(a0)
-            while i < k { s0 += x0[i] * w0[i]; i &+= 1 }
-            Y[r &* ldy &+ j] = s0 + b0
+            Y[r &* ldy &+ j] = laneSum(a0) + dotTail(x0, w0, from: kv, to: k) + b0
         }
         j &+= 1
     }

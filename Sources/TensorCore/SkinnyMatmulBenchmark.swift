@@ -1,10 +1,14 @@
 import Foundation
 
 extension CoreBenchmark {
-    /// This machine's streaming read bandwidth in GB/s right now: the median of `repeats` sums over
-    /// a buffer of `megabytes` (far beyond the caches), read by every kernel thread at once, each
-    /// its own contiguous part with four independent vector accumulators.
-    public static func readBandwidth(megabytes: Int = 512, repeats: Int = 9) -> Double {
+    /// This machine's streaming read bandwidth in GB/s right now: slices of `sliceMegabytes` of a
+    /// buffer of `megabytes` (far beyond the caches, so every slice is cold when read), each slice
+    /// summed by every kernel thread at once (four independent vector accumulators) and timed as one
+    /// call, the median over `repeats` passes of every slice. A slice is about one decoding weight
+    /// matrix, so on a shared machine the limit is timed at the grain the kernels are (one long
+    /// timing takes the machine's share of the cores over the whole read, and came out below what
+    /// single products read).
+    public static func readBandwidth(megabytes: Int = 512, repeats: Int = 9, sliceMegabytes: Int = 8) -> Double {
         let n = megabytes << 18   // floats
         let buffer = UnsafeMutablePointer<Float>.allocate(capacity: n)
         defer { buffer.deallocate() }
@@ -12,21 +16,29 @@ extension CoreBenchmark {
         let threads = Threads.count
         let sums = UnsafeMutablePointer<Float>.allocate(capacity: threads)
         defer { sums.deallocate() }
-        let blocks = n / 32
-        let seconds = median(repeats: repeats, warmup: 1) {
-            parallelFor(blocks, grain: 1) { c, lo, hi in
-                var a0 = SIMD8<Float>(), a1 = a0, a2 = a0, a3 = a0
-                var p = buffer + lo &* 32
-                let end = buffer + hi &* 32
-                while p < end {
-                    a0 += loadVector(p, SIMD8<Float>.self); a1 += loadVector(p + 8, SIMD8<Float>.self)
-                    a2 += loadVector(p + 16, SIMD8<Float>.self); a3 += loadVector(p + 24, SIMD8<Float>.self)
-                    p += 32
+        let slice = Swift.min(sliceMegabytes << 18, n), slices = n / slice
+        let blocks = slice / 32
+        var times: [Double] = []
+        for pass in 0...repeats {   // pass 0 warms up
+            for s in 0..<slices {
+                let start = buffer + s &* slice
+                let t = time {
+                    parallelFor(blocks, grain: 1) { c, lo, hi in
+                        var a0 = SIMD8<Float>(), a1 = a0, a2 = a0, a3 = a0
+                        var p = start + lo &* 32
+                        let end = start + hi &* 32
+                        while p < end {
+                            a0 += loadVector(p, SIMD8<Float>.self); a1 += loadVector(p + 8, SIMD8<Float>.self)
+                            a2 += loadVector(p + 16, SIMD8<Float>.self); a3 += loadVector(p + 24, SIMD8<Float>.self)
+                            p += 32
+                        }
+                        sums[c] = ((a0 + a1) + (a2 + a3)).sum()
+                    }
                 }
-                sums[c] = ((a0 + a1) + (a2 + a3)).sum()
+                if pass > 0 { times.append(t) }
             }
         }
-        return Double(n * 4) / seconds * 1e-9
+        return Double(slice * 4) / medianOf(times) * 1e-9
     }
 
     /// One few-row product shape: X[m×k]·Wᵀ with W `[n, k]`, the few-row kernel against BLAS.

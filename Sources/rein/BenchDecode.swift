@@ -11,7 +11,8 @@ struct BenchDecode: ParsableCommand {
         commandName: "decode",
         abstract: "Decoding: the few-row kernel against cblas_sgemm per weight shape, and KV-cache tokens/s.",
         discussion: """
-        Measures this machine first: streaming read bandwidth (a 512 MB buffer, all kernel threads) \
+        Measures this machine first: streaming read bandwidth (8 MB slices of a 512 MB buffer, each \
+        timed as one call like a product, all kernel threads) \
         and the raw sgemm peak (the best median of several shapes), each again after the kernel table; \
         the better of the two readings is the roofline. Weights are read cold (each call a different \
         copy, 256 MB in all), as in a decoding step. The roofline of a product with m rows is \
@@ -140,7 +141,7 @@ struct MachineRoofline {
     }
 
     var text: String {
-        "read bandwidth: \(fmt(bandwidth, 0, 1)) GB/s (\(Threads.count) threads, 512 MB); raw sgemm peak: \(fmt(peak, 0, 1)) GFLOP/s"
+        "read bandwidth: \(fmt(bandwidth, 0, 1)) GB/s (\(Threads.count) threads, 8 MB slices of 512 MB); raw sgemm peak: \(fmt(peak, 0, 1)) GFLOP/s"
     }
 
     /// GB/s of weights a product with `rows` rows can reach: bandwidth, or the peak at m/2 flops per byte.
