@@ -28,6 +28,14 @@ public struct CriticFreeTrainerSettings: Sendable, Equatable {
     public var pad: Int32
     /// Rows per no-grad forward pass.
     public var forwardBatchSize = 64
+    /// Rows with the same query (the `num_generations` samples of a prompt) run it through the
+    /// model once in every forward pass, training and no-grad alike, instead of once per row (the
+    /// same numbers up to float32 summation order; false: one forward per row).
+    public var sharePromptForward = true
+    /// With one iteration and one micro-batch, RLOO's old log-probs (for the KL in the reward) are
+    /// the training forward's own, run in `prepare` and kept for `train`, instead of a separate
+    /// no-grad pass of the policy (TRL's detached current log-probs: the ratio is exactly 1).
+    public var reuseTrainingForward = true
 
     public init(objective: CriticFreeObjective, eos: Int32, pad: Int32) {
         self.objective = objective
@@ -54,6 +62,21 @@ public struct CriticFreeRollout: Sendable {
     public let advantage: AdvantageResult
     /// Summed k1 KL (old - reference) per completion, when the reference was run.
     public let sequenceKL: [Float]?
+    /// The policy's training forward over all rows, run by `prepare` for the old log-probs and
+    /// used once by `train` (see `CriticFreeTrainerSettings.reuseTrainingForward`).
+    let retained: RetainedForward?
+}
+
+/// A training forward kept between `prepare` and `train`: its graph can be walked once.
+final class RetainedForward: @unchecked Sendable {
+    let logProbs: Tensor
+    let entropies: [Float]
+    var used = false
+
+    init(logProbs: Tensor, entropies: [Float]) {
+        self.logProbs = logProbs
+        self.entropies = entropies
+    }
 }
 
 /// RLOO or GRPO on sampled completions: ``prepare(queries:responses:rows:contextLength:responseLength:rewards:)``
@@ -92,9 +115,28 @@ public final class CriticFreeTrainer {
         return mask
     }
 
+    /// The policy's forward with gradients over rows `idx` of `qr`: temperature-scaled response
+    /// log-probs `[n, R]` and their entropies (a metric).
+    func trainingForward(_ qr: [Int32], responses: [Int32], idx: [Int], ctx: Int, R: Int) -> (logProbs: Tensor, entropies: [Float]) {
+        let L = ctx + R, n = idx.count, s = settings
+        let rowsQR = gatherRows(qr, indices: idx, length: L)
+        let shared = s.sharePromptForward
+            ? sharedQueryResponseHidden(policy, queryResponses: rowsQR, rows: n, contextLength: ctx, responseLength: R, pad: s.pad)
+            : nil
+        let h = shared ?? responseHiddenStates(PaddedInputs(ids: rowsQR, rows: n, length: L, pad: s.pad).hiddenStates(policy),
+                                               contextLength: ctx, responseLength: R)
+        let logits = temperatureScaledLogits(policy.logits(hidden: h), temperature: s.temperature)
+        let lp = responseLogProbs(logits: logits, responses: gatherRows(responses, indices: idx, length: R))
+        return (lp, tokenEntropies(logits: logits))
+    }
+
     func logProbs(_ model: DecoderModel, _ qr: [Int32], rows: Int, ctx: Int, R: Int, responses: [Int32]) -> [Float] {
-        responseLogProbsNoGrad(model, queryResponses: qr, rows: rows, contextLength: ctx, responseLength: R, pad: settings.pad,
-                               temperature: settings.temperature, chunk: settings.forwardBatchSize)
+        if settings.sharePromptForward {
+            return sharedQueryLogProbsNoGrad(model, queryResponses: qr, rows: rows, contextLength: ctx, responseLength: R,
+                                             pad: settings.pad, temperature: settings.temperature, chunk: settings.forwardBatchSize)
+        }
+        return responseLogProbsNoGrad(model, queryResponses: qr, rows: rows, contextLength: ctx, responseLength: R, pad: settings.pad,
+                                      temperature: settings.temperature, chunk: settings.forwardBatchSize)
     }
 
     /// The no-grad passes of one generation batch (old log-probs when the batch is trained on more
@@ -114,7 +156,17 @@ public final class CriticFreeTrainer {
         let isRLOO: Bool
         if case .rloo = o.estimator { isRLOO = true } else { isRLOO = false }
         let needsOld = settings.numIterations > 1 || (isRLOO && o.beta != 0)
-        let old = needsOld ? logProbs(policy, qr, rows: rows, ctx: ctx, R: R, responses: responses) : nil
+        let reuse = needsOld && settings.reuseTrainingForward && settings.numIterations <= 1
+            && rows <= Swift.max(1, settings.microBatchSize) && Autograd.isRecording
+        var retained: RetainedForward?
+        let old: [Float]?
+        if reuse {
+            let f = trainingForward(qr, responses: responses, idx: Array(0..<rows), ctx: ctx, R: R)
+            retained = RetainedForward(logProbs: f.logProbs, entropies: f.entropies)
+            old = f.logProbs.values
+        } else {
+            old = needsOld ? logProbs(policy, qr, rows: rows, ctx: ctx, R: R, responses: responses) : nil
+        }
         var ref: [Float]?
         if o.beta != 0 {
             if let reference {
@@ -133,7 +185,8 @@ public final class CriticFreeTrainer {
             sequenceKL = batch.maskedRowSums(zip(current, ref).map { $0 - $1 }).map { Float($0) }
         }
         return CriticFreeRollout(rows: rows, contextLength: ctx, responseLength: R, queryResponses: qr, responses: responses,
-                                 logProbs: batch, rewards: rewards, advantage: advantage, sequenceKL: sequenceKL)
+                                 logProbs: batch, rewards: rewards, advantage: advantage, sequenceKL: sequenceKL,
+                                 retained: retained)
     }
 
     /// The `numIterations` optimizer steps on one generation batch, its rows shuffled once.
@@ -144,7 +197,7 @@ public final class CriticFreeTrainer {
     /// - Returns: TRL's metric names, averaged over the micro-batches, plus `loss`, `grad_norm`,
     ///   `learning_rate` and `completions/mean_length`.
     public func train(_ rollout: CriticFreeRollout, step: Int, learningRate: (Int) -> Double, rng: inout RNG) throws -> [String: Double] {
-        let rows = rollout.rows, ctx = rollout.contextLength, R = rollout.responseLength, L = ctx + R
+        let rows = rollout.rows, ctx = rollout.contextLength, R = rollout.responseLength
         let s = settings
         var order = Array(0..<rows)
         seededShuffle(&order, using: &rng)
@@ -160,15 +213,21 @@ public final class CriticFreeTrainer {
             lr = learningRate(step + iteration)
             for idx in chunks {
                 let n = idx.count
-                let inputs = PaddedInputs(ids: gatherRows(rollout.queryResponses, indices: idx, length: L), rows: n, length: L, pad: s.pad)
-                let h = responseHiddenStates(inputs.hiddenStates(policy), contextLength: ctx, responseLength: R)
-                let logits = temperatureScaledLogits(policy.logits(hidden: h), temperature: s.temperature)
-                let lp = responseLogProbs(logits: logits, responses: gatherRows(rollout.responses, indices: idx, length: R))
+                let lp: Tensor, entropies: [Float]
+                if iteration == 0, chunks.count == 1, let kept = rollout.retained, !kept.used,
+                   kept.logProbs.shape == [rows, R], kept.logProbs.requiresGrad {
+                    // prepare's forward over all rows (the old log-probs), in this chunk's order.
+                    kept.used = true
+                    lp = embedding(kept.logProbs, ids: idx.map { Int32($0) })
+                    entropies = gatherRows(kept.entropies, indices: idx, length: R)
+                } else {
+                    (lp, entropies) = trainingForward(rollout.queryResponses, responses: rollout.responses, idx: idx, ctx: ctx, R: R)
+                }
                 let b = rollout.logProbs
                 let sub = try CompletionLogProbs(rows: n, width: R, mask: gatherRows(b.mask, indices: idx, length: R),
                                                  old: b.old.map { gatherRows($0, indices: idx, length: R) },
                                                  ref: b.ref.map { gatherRows($0, indices: idx, length: R) },
-                                                 entropies: tokenEntropies(logits: logits))
+                                                 entropies: entropies)
                 let out = try objective.loss(logProbs: lp, batch: sub, advantages: idx.map { rollout.advantage.advantages[$0] },
                                              tokensInGenerationBatch: tokens)
                 let value = out.loss.item

@@ -150,6 +150,13 @@ public struct RolloutEngine {
     public let stopTokenIds: [Int32]
     /// The longest prompt kept: the model's context minus `responseLength` (longer prompts lose their start).
     public let maxPromptLength: Int
+    /// true (the default): continuous batching, `generationBatchSize` (else all rows) being the
+    /// slots, the samples of a prompt sharing its prefill; false: fixed chunks of
+    /// `generationBatchSize` rows, each decoded until its longest response ends (the baseline of
+    /// `rein bench rl --rollouts`). The tokens are the same either way.
+    public var continuousBatching = true
+    /// Free slots that refill continuous batching (nil: a quarter of the slots).
+    public var refillWhenFree: Int?
     private let builder: ExampleBuilder
     private let generator: Generator
 
@@ -301,13 +308,17 @@ public struct RolloutEngine {
             prompts: prompts, padId: padId, eosId: eosId, stopTokenIds: stopTokenIds)
         let sampling = SamplingOptions(temperature: options.temperature, topK: options.topK, topP: options.topP,
                                        maxNewTokens: R, stopTokens: stopTokenIds)
-        let chunk = options.generationBatchSize ?? max(rows, 1)
+        let chunk = continuousBatching ? max(rows, 1) : options.generationBatchSize ?? max(rows, 1)
+        let slots = BatchingOptions(slots: min(options.generationBatchSize ?? rows, max(rows, 1)), refillWhenFree: refillWhenFree)
         for start in stride(from: 0, to: rows, by: chunk) {
             let end = min(start + chunk, rows)
             var rngs = (start..<end).map {
                 Self.rng(seed: options.seed, step: step, prompt: batch.datasetIndex[$0], sample: batch.sampleIndex[$0])
             }
-            let generated = generator.generate(prompts: (start..<end).map { prompts[$0 / S].ids }, options: sampling, rngs: &rngs)
+            let rowPrompts = (start..<end).map { prompts[$0 / S].ids }
+            let generated = continuousBatching
+                ? generator.generate(prompts: rowPrompts, options: sampling, rngs: &rngs, batching: slots)
+                : generator.generate(prompts: rowPrompts, options: sampling, rngs: &rngs)
             for (offset, sequence) in generated.enumerated() {
                 let r = start + offset
                 let ids = prompts[r / S].ids

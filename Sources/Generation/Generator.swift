@@ -216,11 +216,30 @@ func sample(_ logits: UnsafePointer<Float>, _ V: Int, _ options: SamplingOptions
     let invT = greedy ? 1 : 1 / options.temperature
     var m = -Float.infinity, best = 0
     for j in 0..<V where logits[j] > m { m = logits[j]; best = j }
+    // Each exponential once (the same values in the same order as computing them where used).
+    var weights = [Float](repeating: 0, count: V)
     var z: Double = 0
-    for j in 0..<V { z += Double(Float.exp((logits[j] - m) * invT)) }
+    weights.withUnsafeMutableBufferPointer { w in
+        for j in 0..<V {
+            let e = Float.exp((logits[j] - m) * invT)
+            w[j] = e
+            z += Double(e)
+        }
+    }
     let logZ = Float(Double.log(z))
     func logProb(_ j: Int) -> Float { (logits[j] - m) * invT - logZ }
     if greedy { return (Int32(best), logProb(best)) }
+    if (options.topK ?? 0) <= 0 || (options.topK ?? 0) >= V, (options.topP ?? 1) >= 1 {
+        // No filtering: every token is a candidate, in id order.
+        var u = Double(rng.uniform()) * z
+        return weights.withUnsafeBufferPointer { w in
+            for j in 0..<V {
+                u -= Double(w[j])
+                if u <= 0 { return (Int32(j), logProb(j)) }
+            }
+            return (Int32(V - 1), logProb(V - 1))
+        }
+    }
 
     // Candidates, most likely first when filtering needs an order.
     var candidates = Array(0..<V)

@@ -270,6 +270,36 @@ public final class KVCache {
     }
 }
 
+// Slot operations for continuous batching: a decoding loop moves sequences between caches (a
+// prompt prefilled once, copied to the rows that sample from it; survivors compacted into a
+// smaller cache) and sets the common length by hand.
+extension KVCache {
+    /// Copies `count` positions of row `srcRow` of `source`, from position `srcStart`, into row
+    /// `dstRow` of this cache from position `dstStart`, in every layer. The caches must have the
+    /// same layers and row width; `source` may be this cache (the regions may overlap).
+    public func copyPositions(from source: KVCache, srcRow: Int, srcStart: Int, count: Int, dstRow: Int, dstStart: Int) {
+        precondition(source.rowWidth == rowWidth && source.keys.count == keys.count,
+                     "KVCache.copyPositions: caches of different shapes")
+        precondition(srcRow >= 0 && srcRow < source.batch && dstRow >= 0 && dstRow < batch && count >= 0
+                     && srcStart >= 0 && srcStart + count <= source.capacity && dstStart >= 0 && dstStart + count <= capacity,
+                     "KVCache.copyPositions: rows \(srcRow) -> \(dstRow), positions \(srcStart) -> \(dstStart) x \(count) out of range")
+        guard count > 0 else { return }
+        let w = rowWidth, n = count * w * MemoryLayout<Float>.stride
+        let srcOffset = (srcRow * source.capacity + srcStart) * w, dstOffset = (dstRow * capacity + dstStart) * w
+        for layer in keys.indices {
+            memmove(keys[layer].data + dstOffset, source.keys[layer].data + srcOffset, n)
+            memmove(vals[layer].data + dstOffset, source.vals[layer].data + srcOffset, n)
+        }
+    }
+
+    /// Sets the number of stored positions of every layer (positions beyond what was written hold
+    /// garbage: mask them out).
+    public func setLength(_ length: Int) {
+        precondition(length >= 0 && length <= capacity, "KVCache.setLength: \(length) for a capacity of \(capacity)")
+        for i in lengths.indices { lengths[i] = length }
+    }
+}
+
 // MARK: Rotary position embeddings
 
 /// How a head's dimensions pair up for rotation.

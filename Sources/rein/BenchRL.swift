@@ -55,14 +55,48 @@ struct BenchRL: ParsableCommand {
     @Flag(help: "Print one JSON line per measurement instead of the table.")
     var json = false
 
+    @Option(help: "Measure rollouts instead: continuous batching against fixed batches, sampling from this policy (a model directory, e.g. runs/quickstart/sft).")
+    var rolloutModel: String?
+
+    @Option(help: "The prompts of the rollout measurement (JSONL, e.g. runs/quickstart/data/eval.jsonl).")
+    var rolloutPrompts: String?
+
+    @Option(help: "Rollout measurement: rows per batch (the slots of continuous batching).")
+    var slots = 16
+
+    @Option(help: "Rollout measurement: samples per prompt (num_generations).")
+    var samplesPerPrompt = 1
+
+    @Option(help: "Rollout measurement: rows per rollout (prompts x samples).")
+    var rolloutRows = 256
+
+    @Option(help: "Rollout measurement: most new tokens per response.")
+    var responseLength = 16
+
+    @Option(help: "Rollout measurement: free slots that refill continuous batching (default a quarter of the slots).")
+    var refillWhenFree: Int?
+
     func validate() throws {
         if let updates, updates < 1 { throw ValidationError("--updates: expected at least 1, found \(updates)") }
         if let warmup, warmup < 0 { throw ValidationError("--warmup: expected 0 or more, found \(warmup)") }
         if let quietTimeout, !(quietTimeout >= 0) { throw ValidationError("--quiet-timeout: expected seconds >= 0") }
+        if (rolloutModel == nil) != (rolloutPrompts == nil) {
+            throw ValidationError("--rollout-model and --rollout-prompts go together")
+        }
+        if slots < 1 || samplesPerPrompt < 1 || rolloutRows < 1 || responseLength < 1 {
+            throw ValidationError("--slots, --samples-per-prompt, --rollout-rows and --response-length: expected at least 1")
+        }
     }
 
     func run() throws {
         options.apply()
+        if let rolloutModel, let rolloutPrompts {
+            options.printHeader()
+            try RolloutBatchingBench(model: rolloutModel, promptsFile: rolloutPrompts, slots: slots, samplesPerPrompt: samplesPerPrompt,
+                                     rows: rolloutRows, responseLength: responseLength, temperature: 0.7, refillWhenFree: refillWhenFree,
+                                     repeats: updates ?? (options.quick ? 2 : 5)).run()
+            return
+        }
         let timed = updates ?? (options.quick ? 1 : 6)
         let untimed = warmup ?? (options.quick ? 0 : 2)
         let quiet = quietTimeout ?? (options.quick ? 0 : 120)

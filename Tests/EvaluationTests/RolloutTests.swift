@@ -169,6 +169,35 @@ private let records: [DatasetRecord] = [
         #expect(try RolloutEngine(lm: lm, options: reseeded).generate(prompts, step: 2, promptIndices: global).responses != whole.responses)
     }
 
+    @Test(arguments: ["hf-tiny-gpt2", "hf-tiny-llama"])
+    func continuousBatchingGivesTheRowsOfFixedBatches(name: String) throws {
+        // Refilled slots and shared prompt prefills give every row the response, log-probs and
+        // stop reason that fixed batches (each decoded until its longest response ends) give it.
+        // A random fixture rarely samples its EOS, so a frequently sampled token is made the EOS.
+        let probe = try RolloutEngine(lm: try fixtureModel(name), options: RolloutOptions(responseLength: 12, samplesPerPrompt: 8, seed: 5))
+        let free = try probe.generate(try probe.prompts(Array(records.prefix(2)), file: "p"), step: 3)
+        var counts: [Int32: Int] = [:]
+        for token in free.responses where token != free.padId && !probe.stopTokenIds.contains(token) { counts[token, default: 0] += 1 }
+        let frequent = counts.max { ($0.value, $1.key) < ($1.value, $0.key) }!.key
+        let lm = try withTokenizerConfig(name, #"{"eos_token": \#(JSONText.quoted(probe.lm.tokenizer.token(forID: frequent)!))}"#)
+        for size in [3, 5, 16] {
+            let options = RolloutOptions(responseLength: 12, samplesPerPrompt: 8, seed: 5, generationBatchSize: size)
+            var fixed = try RolloutEngine(lm: lm, options: options)
+            fixed.continuousBatching = false
+            var continuous = fixed
+            continuous.continuousBatching = true
+            let prompts = try fixed.prompts(Array(records.prefix(2)), file: "p")
+            let a = try fixed.generate(prompts, step: 3)
+            let b = try continuous.generate(prompts, step: 3)
+            #expect(a.responses == b.responses && a.queries == b.queries && a.stopReasons == b.stopReasons)
+            #expect(a.responseTexts == b.responseTexts)
+            #expect(zip(a.logProbs, b.logProbs).allSatisfy { abs($0 - $1) < 1e-4 })
+            // Responses end at different lengths, so slots free up at different steps.
+            #expect(Set((0..<a.rows).map { a.responseTokens(row: $0).count }).count >= 2)
+            #expect(a.stopReasons.contains(.stopToken))
+        }
+    }
+
     @Test func samplesPerPromptGivesPromptMajorRows() throws {
         let lm = try fixtureModel("hf-tiny-gpt2")
         let engine = try RolloutEngine(lm: lm, options: RolloutOptions(responseLength: 8, samplesPerPrompt: 3))
