@@ -58,12 +58,15 @@ let package = Package(
             dependencies: ["TensorCore"],
             swiftSettings: numericSettings
         ),
-        .target(name: "Training", dependencies: ["TensorCore", "Optimizers"]),
+        // Open MPI loaded at run time (dlopen), so one build serves machines with and without MPI.
+        .target(name: "CMPIShim", linkerSettings: [.linkedLibrary("dl")]),
+        .target(name: "DataParallel", dependencies: ["CMPIShim"]),
+        .target(name: "Training", dependencies: ["DataParallel", "TensorCore", "Optimizers"]),
         .target(name: "Alignment", dependencies: ["Datasets", "NN", "Optimizers", "TensorCore", "Training"]),
         .target(name: "Store", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "Report", dependencies: ["Store", .product(name: "Mustache", package: "swift-mustache")]),
         .target(name: "Recipes", dependencies: [
-            "Alignment", "Checkpoints", "Datasets", "Evaluation", "NN", "Report", "Store", "TensorCore", "Tokenizers", "Training",
+            "Alignment", "Checkpoints", "DataParallel", "Datasets", "Evaluation", "NN", "Report", "Store", "TensorCore", "Tokenizers", "Training",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
@@ -73,7 +76,7 @@ let package = Package(
             name: "rein",
             dependencies: [
                 "TensorCore", "Optimizers", "Tokenizers", "NN", "Generation", "Checkpoints", "Datasets", "Training", "Alignment", "Store",
-                "Recipes",
+                "Recipes", "DataParallel",
                 "Evaluation",
                 "Report",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -87,7 +90,7 @@ let package = Package(
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "TensorCore", "Tokenizers"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Optimizers", "TensorCore"]),
         .testTarget(name: "AlignmentTests", dependencies: ["Alignment", "Checkpoints", "Generation", "NN", "TensorCore", "Datasets", "Tokenizers", "Training", "Store", "Recipes"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "NN", "Optimizers", "TensorCore"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "DataParallel", "NN", "Optimizers", "TensorCore"]),
         .testTarget(name: "GenerationTests", dependencies: ["Generation", "NN", "TensorCore"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "Store"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", .product(name: "GRDB", package: "GRDB.swift")]),

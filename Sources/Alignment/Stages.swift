@@ -18,10 +18,29 @@ public struct EpochSource<Item, Output>: BatchSource {
         order = try EpochBatches(count: items.count, batchSize: batchSize, seed: seed)
     }
 
-    public mutating func next() -> Output? { collate(order.next().map { items[$0] }) }
+    /// This process's share of each batch (data-parallel training): `rank` of `size`.
+    var rank = 0, size = 1
+    public private(set) var lastShardIsEmpty = false
+
+    public mutating func next() -> Output? {
+        let batch = order.next()
+        guard size > 1 else { return collate(batch.map { items[$0] }) }
+        // Contiguous shares, the first `count % size` ranks one item larger: together the batch
+        // alone, in its order.
+        let count = batch.count, base = count / size, extra = count % size
+        let start = rank * base + min(rank, extra), end = start + base + (rank < extra ? 1 : 0)
+        lastShardIsEmpty = start == end
+        // An empty share collates a stand-in the trainer skips (a batch is never empty).
+        return collate(lastShardIsEmpty ? [items[batch[0]]] : batch[start..<end].map { items[$0] })
+    }
     public mutating func startNextEpoch() {}   // EpochBatches rolls over by itself
     public var position: DataPosition { order.position }
     public mutating func restore(_ position: DataPosition) throws { try order.restore(position) }
+    public mutating func shard(rank: Int, of size: Int) throws {
+        precondition(size > 0 && (0..<size).contains(rank), "rank \(rank) of \(size)")
+        self.rank = rank
+        self.size = size
+    }
 }
 
 /// What a stage reports at the end.

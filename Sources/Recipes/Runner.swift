@@ -1,4 +1,5 @@
 import Alignment
+import DataParallel
 import Evaluation
 import Foundation
 import Store
@@ -102,6 +103,7 @@ public final class RecipeRunner {
         let lockPath = outputRoot.appendingPathComponent(".rein.lock").path
         let lock = try FileLock(path: lockPath) { onEvent(.waiting(lockFile: lockPath)) }
         defer { withExtendedLifetime(lock) {} }
+        defer { releaseFollowers() }
         let storePath = recipe.resolve(recipe.store).path
         store = try RunStore(path: storePath)
 
@@ -371,11 +373,46 @@ public final class RecipeRunner {
 
     // MARK: Training
 
-    func train(_ stage: ResolvedStage, stageId: Int64) throws -> StageOutcome {
+    /// What rank 0 tells the other processes of a data-parallel run before each training stage:
+    /// which stage, and the outputs of the stages before it (their paths resolve `stage:` references).
+    struct FollowerPlan: Codable {
+        var stage: String
+        var outputs: [String: String]
+    }
+
+    /// Data-parallel `rein run` on a process other than rank 0: trains each stage rank 0 announces
+    /// (its share of every batch; no store, no lock, no files written) until rank 0 ends the run.
+    public func follow() throws {
+        let world = ProcessGroup.world
+        while true {
+            let message = try world.broadcast(nil, root: 0)
+            guard !message.isEmpty else { return }
+            let plan = try JSONDecoder().decode(FollowerPlan.self, from: message)
+            guard let stage = recipe.stages.first(where: { $0.id == plan.stage }) else {
+                throw RunnerError("rank 0 runs stage '\(plan.stage)', which this process's recipe does not have: every process must run the same recipe")
+            }
+            outputs = plan.outputs.mapValues { URL(fileURLWithPath: $0) }
+            var executor = try makeExecutor(for: stage, writesFiles: false)
+            executor.onEvent = { [shouldStop] _ in !shouldStop() }
+            _ = try executor.run()
+        }
+    }
+
+    /// Ends the other processes' `follow()` (rank 0, at the end of a data-parallel run).
+    func releaseFollowers() {
+        let world = ProcessGroup.world
+        if world.isDistributed && world.isRoot { _ = try? world.broadcast(Data(), root: 0) }
+    }
+
+    /// The executor of a training stage: settings with paths resolved, checkpoints every 50 steps,
+    /// resume on. Only the process that `writesFiles` writes the ratings pairs.
+    func makeExecutor(for stage: ResolvedStage, writesFiles: Bool) throws -> StageExecutor {
         var settings = stage.settings
         guard var args = settings.training else { throw RunnerError("\(stage.id): not a training stage") }
         args.data = try args.data.map(resolve)
-        if let lines = ratingsLines[stage.id] {
+        if !writesFiles, stage.ratings != nil {
+            args.data = stageDirectory(stage).appendingPathComponent("ratings.jsonl").path
+        } else if let lines = ratingsLines[stage.id] {
             // The task's pairs as TRL lines, beside the model: what `rein rate export` would write.
             guard !lines.isEmpty else {
                 throw RunnerError("stages.\(stage.id).data.ratings: task '\(stage.ratings!.ratings)' gives no preference pairs yet "
@@ -392,8 +429,20 @@ public final class RecipeRunner {
         args.resume = true
         settings.training = args
         let models = try stage.models.mapValues { try StageExecutor.startingModel($0, resolve: resolve) }
+        return StageExecutor(kind: stage.kind, settings: settings, models: models, outputDirectory: stageDirectory(stage))
+    }
+
+    func train(_ stage: ResolvedStage, stageId: Int64) throws -> StageOutcome {
+        var executor = try makeExecutor(for: stage, writesFiles: true)
+        let world = ProcessGroup.world
+        if world.isDistributed {
+            guard StageExecutor.dataParallelKinds.contains(stage.kind) else {
+                throw RunnerError("\(stage.kind.rawValue) runs on one process only so far (under mpirun with \(world.size) processes, data-parallel stages are \(StageExecutor.dataParallelKinds.map(\.rawValue).joined(separator: ", ")))")
+            }
+            let plan = FollowerPlan(stage: stage.id, outputs: outputs.mapValues(\.path))
+            _ = try world.broadcast(try JSONEncoder().encode(plan), root: 0)
+        }
         let sink = StoreMetricsSink(store: store, stageId: stageId)
-        var executor = StageExecutor(kind: stage.kind, settings: settings, models: models, outputDirectory: stageDirectory(stage))
         executor.sink = sink
         executor.rolloutSink = StoreRolloutSink(store: store, stageId: stageId)
         let store = self.store!

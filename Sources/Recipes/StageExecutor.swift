@@ -1,5 +1,6 @@
 import Alignment
 import Checkpoints
+import DataParallel
 import Datasets
 import Evaluation
 import Foundation
@@ -119,6 +120,9 @@ public struct StageExecutor {
         }
     }
 
+    /// The kinds that train data-parallel under `mpirun`.
+    public static let dataParallelKinds: [RecipeStageKind] = [.pretrain, .sft, .reward, .dpo]
+
     /// Trains and exports. When `onEvent` stops training, the outcome is `interrupted` and nothing
     /// is exported (the last checkpoint holds the step reached).
     public func run() throws -> StageOutcome {
@@ -126,6 +130,13 @@ public struct StageExecutor {
         guard let train = definition.train, let args = settings.training else {
             throw RunnerError("\(kind.rawValue): not a training stage Rein can run yet")
         }
+        // Data parallel (`mpirun`): every process trains its share; rank 0 alone records and writes.
+        let world = ProcessGroup.world
+        if world.isDistributed && !Self.dataParallelKinds.contains(kind) {
+            throw RunnerError("\(kind.rawValue): runs on one process only so far (under mpirun with \(world.size) processes: data-parallel stages are \(Self.dataParallelKinds.map(\.rawValue).joined(separator: ", ")))")
+        }
+        let sink = world.isRoot ? self.sink : nil
+        let onSamples = world.isRoot ? self.onSamples : nil
         guard let startingModel = models["model"] else { throw RunnerError("\(kind.rawValue): model: required") }
         guard let data = args.data else { throw RunnerError("\(kind.rawValue): data: required") }
         let lm = try Self.startingLanguageModel(startingModel, seed: args.seed)
@@ -172,12 +183,12 @@ public struct StageExecutor {
         var summary = try train(context)
         if summary.interrupted { return StageOutcome(summary: summary, modelDirectory: nil, exactMatch: nil) }
         if args.lora != nil {
-            try model.saveLoRA(to: outputDirectory.appendingPathComponent("adapter"))
+            if world.isRoot { try model.saveLoRA(to: outputDirectory.appendingPathComponent("adapter")) }
             model.mergeLoRA()
         }
         var exactMatch: (Double, Double)?
         if let evalSet, let before {
-            try rolloutSink?.flush()   // an RL stage's last rollouts are in the store before the replies
+            if world.isRoot { try rolloutSink?.flush() }   // an RL stage's last rollouts are in the store before the replies
             let samples = evalSet.samples(lm, maxNewTokens: args.evalMaxNewTokens)
             try onSamples?(summary.steps, samples)
             let after = ExactMatchSet.accuracy(samples)
@@ -186,10 +197,14 @@ public struct StageExecutor {
             exactMatch = (before, after)
         }
         let final = modelDirectory
-        try LanguageModel(model: model, tokenizer: lm.tokenizer, chatTemplate: lm.chatTemplate, source: final.path).save(to: final)
-        try definition.exported?(summary, final)
-        try sink?.flush()
-        try rolloutSink?.flush()
+        if world.isRoot {
+            try LanguageModel(model: model, tokenizer: lm.tokenizer, chatTemplate: lm.chatTemplate, source: final.path).save(to: final)
+            try definition.exported?(summary, final)
+            try sink?.flush()
+            try rolloutSink?.flush()
+        }
+        // No process goes on (to a stage that reads this model) before rank 0 has written it.
+        try world.barrier()
         return StageOutcome(summary: summary, modelDirectory: final, exactMatch: exactMatch)
     }
 }

@@ -1,3 +1,5 @@
+import DataParallel
+import Foundation
 import Optimizers
 import TensorCore
 
@@ -73,7 +75,77 @@ public final class OptimizerStep {
     /// Turns the accumulated gradients into the mean over every item, clips them, updates the
     /// parameters at `learningRate` and zeroes the gradients for the next update.
     @discardableResult
-    public func step(learningRate: Double) -> Result {
+    public func step(learningRate: Double) -> Result { update(learningRate: learningRate) }
+
+    /// Elements of one gradient all-reduce (16 MiB of floats), PyTorch DDP's bucket size order.
+    public static let defaultBucketElements = 1 << 22
+    /// Seconds spent in the collectives of ``step(learningRate:over:)`` since the step was made.
+    public private(set) var communicationSeconds = 0.0
+
+    /// The data-parallel update: every process of `communicator` has accumulated its shard of
+    /// the batch; the gradients are summed over the processes in fixed-order buckets over the
+    /// arena's trainable ranges, the items, losses and metrics likewise, and then every process
+    /// takes the same step (the mean over every item of every process). Alone, this is
+    /// ``step(learningRate:)`` exactly.
+    @discardableResult
+    public func step(learningRate: Double, over communicator: any Communicator,
+                     bucketElements: Int = OptimizerStep.defaultBucketElements) throws -> Result {
+        if communicator.size > 1 {
+            let started = DispatchTime.now().uptimeNanoseconds
+            try reduce(over: communicator, bucketElements: max(1, bucketElements))
+            communicationSeconds += Double(DispatchTime.now().uptimeNanoseconds - started) * 1e-9
+        }
+        return update(learningRate: learningRate)
+    }
+
+    /// Sums gradients, counts, losses and metrics over the processes.
+    func reduce(over communicator: any Communicator, bucketElements: Int) throws {
+        // Buckets in arena order: consecutive pieces of the trainable ranges up to `bucketElements`
+        // elements; one piece is reduced in place, several go through a staging buffer.
+        let grads = arena.grads.base
+        var pieces: [Range<Int>] = [], filled = 0
+        var staging: [Float] = []
+        func flush() throws {
+            defer { pieces.removeAll(keepingCapacity: true); filled = 0 }
+            guard let first = pieces.first else { return }
+            if pieces.count == 1 { return try communicator.allReduceSum(grads + first.lowerBound, count: first.count) }
+            if staging.count < filled { staging = [Float](repeating: 0, count: filled) }
+            try staging.withUnsafeMutableBufferPointer { s in
+                var at = 0
+                for p in pieces { (s.baseAddress! + at).update(from: grads + p.lowerBound, count: p.count); at += p.count }
+                try communicator.allReduceSum(s.baseAddress!, count: filled)
+                at = 0
+                for p in pieces { (grads + p.lowerBound).update(from: s.baseAddress! + at, count: p.count); at += p.count }
+            }
+        }
+        for range in arena.trainableRanges {
+            var start = range.lowerBound
+            while start < range.upperBound {
+                let n = min(range.upperBound - start, bucketElements - filled)
+                pieces.append(start..<(start + n))
+                filled += n
+                start += n
+                if filled == bucketElements { try flush() }
+            }
+        }
+        try flush()
+        // The metric names must agree before their values are summed side by side.
+        let names = weightedMetrics.keys.sorted()
+        var check = [Double(names.count), -Double(names.count)]
+        try communicator.allReduce(&check, .max)
+        guard check[0] == -check[1] else {
+            throw TrainingError.distributed("the processes report different metrics (\(names.joined(separator: ", ")) here)")
+        }
+        var totals = [Double(items), weightedLoss, unweightedLoss, Double(microBatches)] + names.map { weightedMetrics[$0]! }
+        try communicator.allReduce(&totals, .sum)
+        items = Int(totals[0])
+        weightedLoss = totals[1]
+        unweightedLoss = totals[2]
+        microBatches = Int(totals[3])
+        for (k, name) in names.enumerated() { weightedMetrics[name] = totals[4 + k] }
+    }
+
+    private func update(learningRate: Double) -> Result {
         if items > 0 { arena.scaleGrads(by: Float(1 / Double(items))) }
         let gradNorm = maxGradNorm > 0 ? Double(arena.clipGradNorm(maxNorm: Float(maxGradNorm))) : Double(arena.gradNorm())
         optimizer.learningRate = learningRate

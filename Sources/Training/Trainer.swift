@@ -1,3 +1,4 @@
+import DataParallel
 import Foundation
 import Optimizers
 import TensorCore
@@ -50,6 +51,20 @@ public protocol BatchSource {
     var position: Position { get }
     /// Moves to a saved position.
     mutating func restore(_ position: Position) throws
+    /// Data-parallel training: from now on every batch is this process's share (process `rank` of
+    /// `size`) of the batch the source would give alone; the order and the position stay those of
+    /// the whole batches, so they do not depend on `size`.
+    mutating func shard(rank: Int, of size: Int) throws
+    /// True when the last batch's share for this process is empty (a batch smaller than the
+    /// number of processes): the trainer then skips it.
+    var lastShardIsEmpty: Bool { get }
+}
+
+extension BatchSource {
+    public mutating func shard(rank: Int, of size: Int) throws {
+        guard size == 1 else { throw TrainingError.distributed("this stage's batches cannot be split over \(size) processes") }
+    }
+    public var lastShardIsEmpty: Bool { false }
 }
 
 /// Hyperparameters of the shared loop, with TRL / Hugging Face Trainer names.
@@ -127,6 +142,8 @@ public enum TrainingError: Error, CustomStringConvertible {
     case nonFiniteLoss(step: Int)
     /// A loss function reported a negative number of items.
     case badItemCount(Int)
+    /// The processes of a data-parallel run disagree or cannot work together.
+    case distributed(String)
 
     public var description: String {
         switch self {
@@ -134,6 +151,7 @@ public enum TrainingError: Error, CustomStringConvertible {
         case let .checkpointWrite(path, reason): return "\(path): cannot write the checkpoint: \(reason)"
         case let .nonFiniteLoss(step): return "loss became NaN or infinite at step \(step); lower the learning rate"
         case let .badItemCount(n): return "a loss function reported \(n) items; the count must not be negative"
+        case let .distributed(reason): return "data-parallel training: \(reason)"
         }
     }
 }
@@ -176,6 +194,10 @@ public final class Trainer<Source: BatchSource> {
     /// Called after each checkpoint is written, with its kind (`last`, `best`), step and directory
     /// (the run store records it).
     public var onCheckpoint: ((_ kind: String, _ step: Int, _ directory: URL) throws -> Void)?
+    /// The processes training together (``ProcessGroup/world``: one process unless started by
+    /// `mpirun`). With several, each takes its share of every batch, gradients and metrics are
+    /// summed before every step, and only rank 0 records metrics and writes checkpoints.
+    public var communicator: any Communicator = ProcessGroup.world
 
     /// A trainer over `arena` reading `source`, updating it with `optimizer` (which must be over
     /// `arena`; default: AdamW from the config).
@@ -208,6 +230,8 @@ public final class Trainer<Source: BatchSource> {
     @discardableResult
     public func run(checkpointDirectory: URL? = nil, progress: ((TrainingProgress) -> Bool)? = nil) throws -> Int {
         let schedule = config.schedule
+        let sink = communicator.isRoot ? self.sink : nil
+        if communicator.isDistributed { try startDistributed() }
         if config.evalOnStart, step == 0, let evaluate {
             let result = Autograd.withoutGrad { evaluate() }
             sink?.record(step: 0, name: "eval/loss", value: result.loss)
@@ -217,12 +241,14 @@ public final class Trainer<Source: BatchSource> {
             let started = DispatchTime.now().uptimeNanoseconds
             let lr = schedule.lr(at: step)
             for _ in 0..<max(1, config.gradientAccumulationSteps) {
-                let (loss, n, metrics) = lossFunction(nextBatch(), &rng)
+                let batch = nextBatch()
+                if source.lastShardIsEmpty { continue }
+                let (loss, n, metrics) = lossFunction(batch, &rng)
                 do { try optimizerStep.accumulate(loss: loss, items: n, metrics: metrics) } catch TrainingError.nonFiniteLoss {
                     throw TrainingError.nonFiniteLoss(step: step + 1)
                 }
             }
-            let update = optimizerStep.step(learningRate: lr)
+            let update = try optimizerStep.step(learningRate: lr, over: communicator)
             step += 1
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) * 1e-9
             let loss = update.loss
@@ -258,13 +284,35 @@ public final class Trainer<Source: BatchSource> {
             }
             let p = TrainingProgress(step: step, maxSteps: config.maxSteps, loss: loss, learningRate: lr, gradNorm: update.gradNorm,
                                      itemsPerSecond: Double(update.items) / seconds, evalLoss: evalLoss)
-            if let progress, !progress(p) {
+            if let progress, try !agreed(progress(p)) {
                 if let dir = checkpointDirectory, !saved { try saveCheckpoint(to: dir.appendingPathComponent("last")) }
                 break
             }
             if stop { break }
         }
         return step
+    }
+
+    // MARK: Data parallelism
+
+    /// Splits the batches, checks that every process stands at the same step, and gives every
+    /// process rank 0's parameters.
+    func startDistributed() throws {
+        try source.shard(rank: communicator.rank, of: communicator.size)
+        var steps = [Double(step), -Double(step)]
+        try communicator.allReduce(&steps, .max)
+        guard steps[0] == -steps[1] else {
+            throw TrainingError.distributed("the processes start at different steps (\(Int(-steps[1])) to \(Int(steps[0]))); every process must see rank 0's checkpoint directory (a shared file system)")
+        }
+        try communicator.broadcast(UnsafeMutableRawPointer(arena.values.base), bytes: arena.usedCount * MemoryLayout<Float>.size, root: 0)
+    }
+
+    /// True when every process wants to go on (a Ctrl-C seen by one stops all after the same step).
+    func agreed(_ goOn: Bool) throws -> Bool {
+        guard communicator.isDistributed else { return goOn }
+        var flag = [goOn ? 1.0 : 0.0]
+        try communicator.allReduce(&flag, .min)
+        return flag[0] == 1
     }
 
     // MARK: Checkpoints
@@ -287,6 +335,7 @@ public final class Trainer<Source: BatchSource> {
     /// `checkpoints/last`), replacing the previous one atomically: a crash at any instant leaves
     /// the previous checkpoint or this one (see ``Checkpointer``).
     public func saveCheckpoint(to directory: URL) throws {
+        guard communicator.isRoot else { return }   // data-parallel: rank 0 writes
         // Metrics up to this step reach the sink's storage before the checkpoint exists, so a crash
         // after it loses no rows a resume would not log again.
         try sink?.flush()

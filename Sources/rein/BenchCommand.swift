@@ -11,7 +11,7 @@ struct Bench: ParsableCommand {
         Run with the environment a user has: on a machine whose environment forces OpenBLAS kernels \
         (OPENBLAS_CORETYPE), prefix with `env -u OPENBLAS_CORETYPE`.
         """,
-        subcommands: [BenchCore.self, BenchModels.self, BenchTrain.self, BenchRL.self, BenchDecode.self]
+        subcommands: [BenchCore.self, BenchModels.self, BenchTrain.self, BenchRL.self, BenchDecode.self, BenchDP.self]
     )
 }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DataParallel
 import Foundation
 import Recipes
 import Store
@@ -39,6 +40,7 @@ struct RunRecipe: ParsableCommand {
     var json = false
 
     func run() throws {
+        let world = ProcessGroup.world
         if let threads { Threads.set(threads) }
         let resolved: Recipe
         do {
@@ -52,6 +54,15 @@ struct RunRecipe: ParsableCommand {
         let recorded = overrides.isEmpty ? text : text + "\n" + overrides.map { "# --set \($0)" }.joined(separator: "\n") + "\n"
         let runner = RecipeRunner(recipe: resolved, recipeText: recorded)
         runner.from = from
+        if world.isDistributed {
+            // Data parallel: rank 0 runs the recipe (store, lock, skips, files, progress) and
+            // announces each training stage; the other processes train their shares silently.
+            guard world.isRoot else {
+                Interrupts.install()
+                return try runner.follow()
+            }
+            if !quiet && !json { Terminal.note("data parallel: \(world.size) processes (rank 0 writes)") }
+        }
         var view = RunView(mode: json ? .json : quiet ? .quiet : .text)
         runner.onEvent = { view.show($0) }
         Interrupts.install()

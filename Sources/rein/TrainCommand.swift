@@ -1,6 +1,7 @@
 import Alignment
 import ArgumentParser
 import Checkpoints
+import DataParallel
 import Datasets
 import Foundation
 import NN
@@ -75,6 +76,10 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
+        let world = ProcessGroup.world
+        if world.isDistributed && !StageExecutor.dataParallelKinds.contains(kind) {
+            throw CLIError("\(kind.rawValue) runs on one process only so far; under mpirun with \(world.size) processes rein train takes \(StageExecutor.dataParallelKinds.map(\.rawValue).joined(separator: ", "))")
+        }
         if let threads { Threads.set(threads) }
         var text: String?
         if let path = config {
@@ -91,7 +96,11 @@ struct Train: ParsableCommand {
         }
         var settings = stage.settings
         var args = settings.training!
-        if let ratings = stage.ratings {
+        if stage.ratings != nil, !world.isRoot {
+            // Rank 0 writes the pairs file below; the others read it once it is there.
+            try world.barrier()
+            args.data = URL(fileURLWithPath: args.outputDir ?? "runs/\(kind.rawValue)").appendingPathComponent("ratings.jsonl").path
+        } else if let ratings = stage.ratings {
             // The task's pairs as `rein rate export --format trl` writes them, in the output directory.
             guard let path = ratings.store ?? store else {
                 throw CLIError("data: {ratings: \(ratings.ratings)} needs the store: give store: FILE in the mapping or --store")
@@ -103,6 +112,7 @@ struct Train: ParsableCommand {
             try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
             try Data(lines.map { $0 + "\n" }.joined().utf8).write(to: file, options: .atomic)
             args.data = file.path
+            try world.barrier()
         }
         let models = try stage.models.mapValues { source in
             try StageExecutor.startingModel(source, resolve: { reference in
@@ -112,7 +122,8 @@ struct Train: ParsableCommand {
         }
         settings.training = args
         let runner = StageRunner(kind: kind, settings: settings, models: models)
-        guard let store else { return try runner.run() }
+        // Data parallel: rank 0 records the run and prints; the other processes only train.
+        guard let store, world.isRoot else { return try runner.run() }
         // Record the run: a run row, one stage row, its metrics through the sink, and the final status.
         let db = try RunStore(path: store)
         let configJSON = Recipe.canonicalJSON(settings)
@@ -167,7 +178,10 @@ struct StageRunner {
         executor.sink = sink
         executor.rolloutSink = rolloutSink
         var steps = StepProgressView(logEverySteps: args.loggingSteps)
+        let world = ProcessGroup.world
+        if world.isDistributed && world.isRoot { Terminal.note("data parallel: \(world.size) processes (rank 0 writes)") }
         executor.onEvent = { event in
+            guard world.isRoot else { return !Interrupts.requested }
             switch event {
             case .note(let text):
                 steps.endLine()
@@ -181,6 +195,10 @@ struct StageRunner {
         let outcome = try executor.run()
         steps.endLine()
         let summary = outcome.summary
+        guard world.isRoot else {
+            if summary.interrupted { throw ExitCode(130) }
+            return
+        }
         if summary.interrupted {
             Terminal.note("interrupted at step \(summary.steps); the same command resumes from \(checkpointPath)")
             throw ExitCode(130)
