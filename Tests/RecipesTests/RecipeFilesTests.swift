@@ -34,12 +34,17 @@ private let recipesFolder = URL(fileURLWithPath: #filePath).deletingLastPathComp
         return
     }
     let recipe = try Recipe.parse(yaml: text, fileName: "smollm2-ppo.yaml", baseDirectory: root)
-    #expect(recipe.stages.map(\.kind) == [.data, .judgePairs, .reward, .ppo])
-    let ppo = try #require(recipe.stages.last)
+    #expect(recipe.stages.map(\.kind) == [.data, .judgePairs, .reward, .ppo, .compare])
+    let ppo = try #require(recipe.stages.first { $0.kind == .ppo })
     #expect(ppo.models["reward_model"] == .stage("reward"))
     #expect(ppo.dependencies.contains("data") && ppo.dependencies.contains("reward"))
     #expect(recipe.stages[2].dependencies == ["pairs"])
     guard case .ppo(let config) = ppo.settings else { Issue.record("not a ppo stage"); return }
     #expect(config.rollout.evalJudge == "vader")
     #expect(config.args.lora != nil)
+    #expect(config.rollout.exportSteps > 0)
+    // The comparison: the base model against PPO, the lexicon and the reward model, PPO's steps on the frontier.
+    let compare = try #require(recipe.stages.last)
+    #expect(compare.models["checkpoints.0"] == .stage("ppo") && compare.models["policies.1"] == .stage("ppo"))
+    #expect(compare.dependencies.contains("ppo") && compare.dependencies.contains("reward"))
 }
