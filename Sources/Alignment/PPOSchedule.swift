@@ -1,13 +1,6 @@
-// When TRL 1.9.2's PPO loop steps the optimizer and with which learning rate (the ppo-step
-// fixture's README, items 8 and 9): accelerate's gradient accumulation and the linear schedule that
-// PPOTrainer steps once per update, not once per optimizer step.
-
-/// The learning rate of every optimizer step of PPO update `update` (1-based) under TRL's linear
-/// schedule without warmup: base · (1 - (update - 1) / numTotalBatches).
-public func ppoLinearLearningRate(base: Double, update: Int, numTotalBatches: Int) -> Double {
-    guard numTotalBatches > 0 else { return base }
-    return base * Swift.max(0, 1 - Double(update - 1) / Double(numTotalBatches))
-}
+// When TRL 1.9.2's PPO loop steps the optimizer (the ppo-step fixture's README, item 8):
+// accelerate's gradient accumulation. The learning rate (item 9, a scheduler stepped once per
+// update) is `PPOTrainerSettings.learningRate(update:)`.
 
 /// accelerate's gradient-accumulation counter as PPOTrainer uses it: one count per micro-batch,
 /// running across minibatches, PPO epochs and updates.

@@ -44,6 +44,18 @@ public struct PPOTrainerSettings: Sendable, Equatable {
     /// `learning_rate`, decayed linearly to 0 over `numTotalBatches` updates (stepped per update).
     public var learningRate: Double = 3e-6
     public var numTotalBatches = 1
+    /// `lr_scheduler_type`, `warmup_steps` (in updates) and `min_lr`: TRL builds transformers'
+    /// scheduler with them over `num_total_batches` and steps it once per update. The defaults
+    /// (linear, no warmup, floor 0) are TRL's.
+    public var lrDecay: LRSchedule.Decay = .linear
+    public var warmupUpdates = 0
+    public var minLR = 0.0
+
+    /// The learning rate of every optimizer step of update `update` (1-based).
+    public func learningRate(update: Int) -> Double {
+        LRSchedule(decay: lrDecay, peak: learningRate, warmupSteps: Swift.max(0, warmupUpdates),
+                   totalSteps: numTotalBatches, minLR: minLR).lr(at: Swift.max(0, update - 1))
+    }
     /// AdamW (TRL's default `adamw_torch_fused`): one optimizer over policy and value model in TRL;
     /// two with the same settings here, which is the same update (no gradient clipping in PPO).
     public var adamBeta1 = 0.9
@@ -66,7 +78,8 @@ public struct PPOTrainerSettings: Sendable, Equatable {
             && a.numMiniBatches == b.numMiniBatches && a.microBatchSize == b.microBatchSize
             && a.gradientAccumulationSteps == b.gradientAccumulationSteps && a.cliprange == b.cliprange
             && a.cliprangeValue == b.cliprangeValue && a.vfCoef == b.vfCoef && a.learningRate == b.learningRate
-            && a.numTotalBatches == b.numTotalBatches && a.adamBeta1 == b.adamBeta1 && a.adamBeta2 == b.adamBeta2
+            && a.numTotalBatches == b.numTotalBatches && a.lrDecay == b.lrDecay && a.warmupUpdates == b.warmupUpdates
+            && a.minLR == b.minLR && a.adamBeta1 == b.adamBeta1 && a.adamBeta2 == b.adamBeta2
             && a.adamEpsilon == b.adamEpsilon && a.weightDecay == b.weightDecay && a.forwardBatchSize == b.forwardBatchSize
             && a.adaptiveKL?.target == b.adaptiveKL?.target && a.adaptiveKL?.horizon == b.adaptiveKL?.horizon
     }
@@ -257,7 +270,7 @@ public final class PPOTrainer {
     /// The PPO epochs on one rollout batch.
     ///
     /// - Parameters:
-    ///   - update: 1-based update number (the learning rate is `learningRate * (1 - (update-1)/numTotalBatches)`).
+    ///   - update: 1-based update number (the learning rate is `settings.learningRate(update:)`).
     ///   - orders: each epoch's permutation of the batch rows (TRL's `b_inds`); nil draws them from `rng`.
     /// - Returns: TRL's logged metrics for the update (rollout and training ones, `lr`, `episode`).
     public func train(_ rollout: PPORollout, update: Int, orders: [[Int]]? = nil, rng: inout RNG) throws -> [String: Double] {
@@ -270,7 +283,7 @@ public final class PPOTrainer {
                           ("values", rollout.tensors.values), ("advantages", rollout.tensors.advantages)] where x.contains(where: { !$0.isFinite }) {
             throw OnlineRLError.nonFinite(update: update, quantity: name)
         }
-        let lr = ppoLinearLearningRate(base: s.learningRate, update: update, numTotalBatches: s.numTotalBatches)
+        let lr = s.learningRate(update: update)
         let t = rollout.tensors
         var stats = PPOUpdateStats()
         for epoch in 0..<s.numPPOEpochs {

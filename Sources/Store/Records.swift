@@ -1,6 +1,16 @@
 import Foundation
 import GRDB
 
+/// Text as the store can keep it. SQLite reads a text value back only up to its first NUL byte (a
+/// byte-level tokenizer can decode to one), so a NUL is kept as U+FFFD: what is stored, read back,
+/// shown and judged is the same string.
+public enum StoredText {
+    /// `text` with every NUL replaced by U+FFFD.
+    public static func storable(_ text: String) -> String {
+        text.unicodeScalars.contains("\u{0}") ? text.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : text
+    }
+}
+
 /// Lifecycle of a run or a stage. `running` moves to one of the three end states; `failed` and
 /// `interrupted` may move back to `running` when the work resumes; `completed` is final.
 public enum Status: String, Codable, Sendable, CaseIterable, DatabaseValueConvertible {
@@ -204,8 +214,8 @@ public struct Rollout: Codable, Sendable, Equatable, FetchableRecord, Persistabl
         self.phase = phase
         self.step = step
         self.idx = idx
-        self.prompt = prompt
-        self.response = response
+        self.prompt = StoredText.storable(prompt)
+        self.response = StoredText.storable(response)
         self.responseTokens = responseTokens
         self.stopReason = stopReason
         self.score = score

@@ -165,6 +165,10 @@ final class DiffLog {
         let trlArgs = try #require(json["trl_args"] as? [String: Any])
         let totalBatches = Int(try #require(jsonNumber(trlArgs["num_total_batches"]), "trl_args.num_total_batches"))
         let baseLR = try num("learning_rate")
+        // TRL's scheduler as Rein builds it (its defaults: linear, no warmup), stepped per update.
+        var schedule = PPOTrainerSettings(rollout: PPORolloutSettings(eos: 0, pad: 1))
+        schedule.learningRate = baseLR
+        schedule.numTotalBatches = totalBatches
         var accumulation = GradientAccumulationCounter(steps: Int(try num("gradient_accumulation_steps")))
         for step in microSteps {
             func n(_ k: String) throws -> Int { try #require(jsonNumber(step[k]).map { Int($0) } as Int?, "\(k)") }
@@ -235,7 +239,7 @@ final class DiffLog {
             log.exact(p + "optimizer_step_taken", [taken], [try #require(jsonFlag(step["optimizer_step_taken"]) as Bool?)])
             log.exact(p + "accelerator_step_counter", [accumulation.counter], [try n("accelerator_step_counter")])
             let lr = try #require(jsonNumber(step["lr"]), "micro-step lr")
-            log.compare(p + "lr", [Float(ppoLinearLearningRate(base: baseLR, update: u, numTotalBatches: totalBatches))],
+            log.compare(p + "lr", [Float(schedule.learningRate(update: u))],
                         [Float(lr)], tol: 0)
             if taken { stepTakenBefore = true }
             stats[u, default: PPOUpdateStats()].record(l, entropyMean: entropyMean)

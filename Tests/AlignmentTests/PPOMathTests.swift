@@ -133,10 +133,27 @@ import TensorCore
         #expect(c.counter == 4 && c.lossScale == 0.5)
         // The dataloader's last batch: a step on every micro-batch.
         #expect([c.microStep(endOfDataloader: true), c.microStep(endOfDataloader: true)] == [true, true])
-        // Linear schedule stepped per update: 1e-3, then 1e-3 · (1 - 1/4), ...
-        #expect(ppoLinearLearningRate(base: 1e-3, update: 1, numTotalBatches: 4) == 1e-3)
-        #expect(ppoLinearLearningRate(base: 1e-3, update: 3, numTotalBatches: 4) == 1e-3 * 0.5)
-        #expect(ppoLinearLearningRate(base: 1e-3, update: 9, numTotalBatches: 4) == 0)
+    }
+
+    @Test func theLearningRateIsTRLsSchedulerSteppedOncePerUpdate() {
+        var s = PPOTrainerSettings(rollout: PPORolloutSettings(eos: 0, pad: 1))
+        s.learningRate = 1e-3
+        s.numTotalBatches = 4
+        // TRL's default: linear to 0 over num_total_batches, no warmup: 1e-3, 1e-3 · 3/4, ...
+        #expect(s.learningRate(update: 1) == 1e-3)
+        #expect(s.learningRate(update: 3) == 1e-3 * 0.5)
+        #expect(s.learningRate(update: 9) == 0)
+        // warmup_steps counts updates: 0, 1/2 of the peak, then the decay over the updates left.
+        s.warmupUpdates = 2
+        #expect([1, 2, 3, 4].map { s.learningRate(update: $0) } == [0, 1e-3 * 0.5, 1e-3, 1e-3 * 0.5])
+        // lr_scheduler_type and min_lr: a cosine from the peak at update 3 to the floor at update 5.
+        s.lrDecay = .cosine
+        s.minLR = 1e-4
+        #expect(abs(s.learningRate(update: 3) - 1e-3) < 1e-15)
+        #expect(abs(s.learningRate(update: 4) - (1e-4 + 0.9e-3 * 0.5)) < 1e-15)
+        #expect(abs(s.learningRate(update: 5) - 1e-4) < 1e-15)
+        s.lrDecay = .constant
+        #expect(s.learningRate(update: 4) == 1e-3)
     }
 
     @Test func microBatchesAreConsecutiveSlicesOfTheEpochPermutation() {

@@ -232,3 +232,18 @@ private func storeWithStage(_ path: String) throws -> (RunStore, Int64) {
     try store.dbPool.write { db in _ = try Run.deleteAll(db) }
     #expect(try store.dbPool.read { db in try Rollout.fetchCount(db) } == 0)
 }
+
+@Test func aResponseWithANULByteReadsBackAsStoredNotCutAtTheNUL() throws {
+    let path = temporaryStorePath()
+    defer { removeStore(path) }
+    let (store, stageId) = try storeWithStage(path)
+    // A byte-level tokenizer can decode a token to NUL; SQLite would return only "ab".
+    let row = Rollout(stageId: stageId, phase: RolloutPhase.train, step: 1, idx: 0, prompt: "q\u{0}", response: "ab\u{0}cd",
+                      responseTokens: 5, stopReason: "eos", policyVersion: 0, responseTokenIds: [97, 98, 0, 99, 100])
+    #expect(row.response == "ab\u{FFFD}cd")
+    try store.record(rollouts: [row])
+    let back = try #require(try store.rollouts(stageId: stageId).first)
+    #expect(back.response == "ab\u{FFFD}cd")
+    #expect(back.prompt == "q\u{FFFD}")
+    #expect(back.responseTokenIds == [97, 98, 0, 99, 100])
+}

@@ -756,9 +756,8 @@ public final class CompareEngine {
                 // A sample already cached stays as stored (the same seed; it may differ in the last
                 // float bits when batched otherwise).
                 guard out[i][s] == nil else { continue }
-                // SQLite text reads back only up to a NUL byte (which a byte-level tokenizer can
-                // decode to): the stored and the judged text must be the same, so NUL becomes U+FFFD.
-                let text = batch.responseTexts[r].replacingOccurrences(of: "\u{0}", with: "\u{FFFD}")
+                // The stored and the judged text must be the same (a NUL cannot be stored).
+                let text = StoredText.storable(batch.responseTexts[r])
                 out[i][s] = Response(text: text, ids: ids, finished: finished)
                 rows.append(CompareGeneration(policyKey: policyKey, optionsKey: optionsKey, promptHash: hashes[i], sampleIdx: s,
                                               prompt: prompts[i].text, response: text, responseIds: ids,

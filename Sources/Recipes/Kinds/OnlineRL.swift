@@ -339,6 +339,9 @@ extension StageKinds {
         s.cliprangeValue = Float(config.cliprangeValue)
         s.vfCoef = Float(config.vfCoef)
         s.learningRate = config.args.learningRate
+        s.lrDecay = config.args.lrSchedulerType
+        s.warmupUpdates = config.args.warmupSteps
+        s.minLR = config.args.minLR
         s.adamBeta1 = config.args.adamBeta1
         s.adamBeta2 = config.args.adamBeta2
         s.weightDecay = config.args.weightDecay
