@@ -21,6 +21,12 @@ public struct SyntheticDataConfig: Codable, Equatable, Sendable {
     public var seed: UInt64
     /// Largest operand of the arithmetic task (1 to `maxOperandLimit`).
     public var maxOperand: Int
+    /// The share of `sft.jsonl`'s demonstrations for sorts and reversals of 5 or 6 items whose
+    /// answer drops the last item, as a tired demonstrator's would (0 to 1; default 0). Everything
+    /// else stays right: the pretraining text, the validation records, the preference pairs (whose
+    /// rule prefers the complete answer) and the held-out answers. It gives RL something SFT
+    /// leaves behind: the habit is the policy's own, so sampling finds the complete answer too.
+    public var sloppyDemonstrations: Double
     /// For `task: chatterbot`: a ChatterBot corpus directory of `.yml` files (or one file), turned
     /// into question/answer records instead of a generated task.
     public var source: String?
@@ -33,13 +39,13 @@ public struct SyntheticDataConfig: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case task, pretrainExamples = "pretrain_examples", sftExamples = "sft_examples"
         case preferencePairs = "preference_pairs", validationExamples = "validation_examples"
-        case evalPrompts = "eval_prompts", seed, maxOperand = "max_operand", source
+        case evalPrompts = "eval_prompts", seed, maxOperand = "max_operand", sloppyDemonstrations = "sloppy_demonstrations", source
     }
 
     /// Creates a config; every argument has the default a key takes when absent.
     public init(task: String = "arithmetic", pretrainExamples: Int = 20_000, sftExamples: Int = 2_000,
                 preferencePairs: Int = 1_000, validationExamples: Int = 200, evalPrompts: Int = 200,
-                seed: UInt64 = 1234, maxOperand: Int = 99) {
+                seed: UInt64 = 1234, maxOperand: Int = 99, sloppyDemonstrations: Double = 0) {
         self.task = task
         self.pretrainExamples = pretrainExamples
         self.sftExamples = sftExamples
@@ -48,6 +54,7 @@ public struct SyntheticDataConfig: Codable, Equatable, Sendable {
         self.evalPrompts = evalPrompts
         self.seed = seed
         self.maxOperand = maxOperand
+        self.sloppyDemonstrations = sloppyDemonstrations
     }
 
     /// Decodes, keeping the defaults for absent keys.
@@ -65,6 +72,7 @@ public struct SyntheticDataConfig: Codable, Equatable, Sendable {
         try read(.evalPrompts, &d.evalPrompts)
         try read(.seed, &d.seed)
         try read(.maxOperand, &d.maxOperand)
+        try read(.sloppyDemonstrations, &d.sloppyDemonstrations)
         d.source = try c.decodeIfPresent(String.self, forKey: .source)
         self = d
     }
@@ -95,6 +103,12 @@ public struct SyntheticDataConfig: Codable, Equatable, Sendable {
         }
         if !(1...Self.maxOperandLimit).contains(maxOperand) {
             out.append("max_operand: must be in 1...\(Self.maxOperandLimit), got \(maxOperand)")
+        }
+        if !(0...1).contains(sloppyDemonstrations) {
+            out.append("sloppy_demonstrations: must be in 0...1, got \(sloppyDemonstrations)")
+        }
+        if task == "chatterbot" && sloppyDemonstrations != 0 {
+            out.append("sloppy_demonstrations: only used by the generated tasks (arithmetic, reverse, sort, mix)")
         }
         return out
     }
@@ -208,7 +222,7 @@ public enum SyntheticData {
 
     /// Random-stream ids, one per file, so each file's draws are independent of the others'.
     private enum Stream: UInt64 {
-        case eval = 1, validation, pretrain, sft, prefs, prefsValidation
+        case eval = 1, validation, pretrain, sft, prefs, prefsValidation, sloppy
     }
 
     /// The lines of every file, in `fileNames` order.
@@ -247,11 +261,18 @@ public enum SyntheticData {
         func conversation(_ problem: SyntheticProblem) -> ConversationRecord {
             ConversationRecord(messages: [.user(problem.prompt), .assistant(problem.answer)])
         }
+        // Its own stream, drawn only when the share is above 0: the default files stay byte for byte.
+        var sloppyRNG = rng(.sloppy)
+        func demonstration(_ problem: SyntheticProblem) -> ConversationRecord {
+            guard config.sloppyDemonstrations > 0, let short = problem.withoutLastItem(fromItems: 5),
+                  Double(sloppyRNG.uniform()) < config.sloppyDemonstrations else { return conversation(problem) }
+            return ConversationRecord(messages: [.user(problem.prompt), .assistant(short)])
+        }
         return [
             // A blank line after each problem makes it its own document: pretraining sees EOS after
             // every answer and learns to stop, and a validation split can hold whole problems out.
             ("pretrain.txt", pretrain.map { $0.statement + "\n" }),
-            ("sft.jsonl", try jsonLines(sft.map(conversation))),
+            ("sft.jsonl", try jsonLines(sft.map(demonstration))),
             ("sft_valid.jsonl", try jsonLines(validation.map(conversation))),
             ("prefs.jsonl", try jsonLines(prefs.map { pair($0, &prefsRNG) })),
             ("prefs_valid.jsonl", try jsonLines(validation.map { pair($0, &prefsValidationRNG) })),
@@ -409,6 +430,16 @@ struct SyntheticProblem: Sendable {
         case let .arithmetic(a, plus, b): return "\(a) \(plus ? "+" : "-") \(b) = \(answer)"
         case let .reverse(word): return "\(Self.spaced(word)) reversed is \(answer)"
         case let .sort(digits): return "\(Self.list(digits)) sorted is \(answer)"
+        }
+    }
+
+    /// The answer without its last item, for a sort or reversal of at least `fromItems` items (nil
+    /// otherwise): `sloppy_demonstrations`' habit.
+    func withoutLastItem(fromItems: Int) -> String? {
+        switch payload {
+        case .arithmetic: return nil
+        case let .reverse(word): return word.count >= fromItems ? Self.spaced(word.reversed().dropLast()) : nil
+        case let .sort(digits): return digits.count >= fromItems ? Self.list(Array(digits.sorted().dropLast())) : nil
         }
     }
 

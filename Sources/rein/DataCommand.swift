@@ -51,10 +51,14 @@ struct DataGenerate: ParsableCommand {
     @Option(help: "Largest arithmetic operand (at most \(SyntheticDataConfig.maxOperandLimit)).")
     var maxOperand = SyntheticDataConfig().maxOperand
 
+    @Option(help: "Share of the SFT demonstrations of 5- and 6-item sorts and reversals that drop the last item (0 to 1).")
+    var sloppyDemonstrations = SyntheticDataConfig().sloppyDemonstrations
+
     private var config: SyntheticDataConfig {
         SyntheticDataConfig(task: task, pretrainExamples: pretrainExamples, sftExamples: sftExamples,
                             preferencePairs: preferencePairs, validationExamples: validationExamples,
-                            evalPrompts: evalPrompts, seed: seed, maxOperand: maxOperand)
+                            evalPrompts: evalPrompts, seed: seed, maxOperand: maxOperand,
+                            sloppyDemonstrations: sloppyDemonstrations)
     }
 
     func validate() throws {

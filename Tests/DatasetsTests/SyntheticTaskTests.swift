@@ -77,6 +77,64 @@ import Tokenizers
         #expect(eval.split(separator: "\n").first == #"{"answer":"3 5 6 7 9","prompt":[{"content":"Sort the digits: 7 9 5 6 3","role":"user"}]}"#)
     }
 
+    @Test func sloppyDemonstrationsDropTheLastItemOfLongListsInSFTOnly() throws {
+        let scratch = try Scratch()
+        func written(_ share: Double, _ name: String) throws -> [String: Data] {
+            var config = Self.small
+            config.sftExamples = 600
+            config.sloppyDemonstrations = share
+            let dir = scratch.directory.appendingPathComponent(name)
+            _ = try SyntheticData.write(config, to: dir)
+            return try contents(dir)
+        }
+        let clean = try written(0, "clean"), all = try written(1, "all"), some = try written(0.5, "some")
+        // Only sft.jsonl changes; a share of 0 is the default's bytes.
+        var defaults = Self.small
+        defaults.sftExamples = 600
+        let plain = scratch.directory.appendingPathComponent("plain")
+        _ = try SyntheticData.write(defaults, to: plain)
+        #expect(try contents(plain) == clean)
+        for name in SyntheticData.fileNames where name != "sft.jsonl" {
+            #expect(all[name] == clean[name], "\(name)")
+            #expect(some[name] == clean[name], "\(name)")
+        }
+        func demonstrations(_ files: [String: Data]) throws -> [(prompt: String, answer: String)] {
+            let text = String(decoding: files["sft.jsonl"]!, as: UTF8.self)
+            return try text.split(separator: "\n").map { line in
+                let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+                let messages = try #require(object["messages"] as? [[String: String]])
+                return (try #require(messages.first?["content"]), try #require(messages.last?["content"]))
+            }
+        }
+        let right = try demonstrations(clean), allSloppy = try demonstrations(all), someSloppy = try demonstrations(some)
+        #expect(right.count == 600 && allSloppy.count == 600)
+        var long = 0, changed = 0
+        for (k, (prompt, answer)) in right.enumerated() {
+            #expect(allSloppy[k].prompt == prompt && someSloppy[k].prompt == prompt)
+            #expect(SyntheticData.answer(to: prompt) == answer)
+            let items = answer.split(separator: " ")
+            let isList = !prompt.hasPrefix("What is")
+            if isList && items.count >= 5 {
+                long += 1
+                // Share 1: every long list loses exactly its last item.
+                #expect(allSloppy[k].answer == items.dropLast().joined(separator: " "), "\(prompt)")
+                if someSloppy[k].answer != answer {
+                    changed += 1
+                    #expect(someSloppy[k].answer == allSloppy[k].answer)
+                }
+            } else {
+                #expect(allSloppy[k].answer == answer && someSloppy[k].answer == answer, "\(prompt)")
+            }
+        }
+        // Half of the long lists, within 4 standard deviations of a binomial.
+        #expect(long > 100)
+        let sd = (Double(long) * 0.25).squareRoot()
+        #expect(abs(Double(changed) - Double(long) / 2) < 4 * sd, "\(changed) of \(long)")
+        var bad = Self.small
+        bad.sloppyDemonstrations = 1.5
+        #expect(bad.problems().contains { $0.hasPrefix("sloppy_demonstrations:") })
+    }
+
     @Test func summaryListsEveryFileWithItsLineCount() throws {
         let scratch = try Scratch()
         let summary = try SyntheticData.write(Self.small, to: scratch.directory.appendingPathComponent("out"))
@@ -287,7 +345,7 @@ import Tokenizers
         let again = try JSONDecoder().decode(SyntheticDataConfig.self, from: JSONEncoder().encode(config))
         #expect(again == config)
         #expect(SyntheticDataConfig.keys == ["task", "pretrain_examples", "sft_examples", "preference_pairs",
-                                             "validation_examples", "eval_prompts", "seed", "max_operand", "source"])
+                                             "validation_examples", "eval_prompts", "seed", "max_operand", "sloppy_demonstrations", "source"])
         #expect(throws: DecodingError.self) {
             try JSONDecoder().decode(SyntheticDataConfig.self, from: Data(#"{"sft_examples": "many"}"#.utf8))
         }

@@ -80,6 +80,7 @@ extension StageKinds {
             KeySpec("eval_prompts", .integer(.atLeast(1))),
             KeySpec("seed", .integer(.atLeast(0))),
             KeySpec("max_operand", .integer(.closed(1, Double(SyntheticDataConfig.maxOperandLimit)))),
+            KeySpec("sloppy_demonstrations", .number(.closed(0, 1))),
             KeySpec("source", .file),
         ],
         roles: [], producesModel: false, files: SyntheticData.fileNames,
