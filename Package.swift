@@ -62,11 +62,11 @@ let package = Package(
         .target(name: "CMPIShim", linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "DataParallel", dependencies: ["CMPIShim"]),
         .target(name: "Training", dependencies: ["DataParallel", "TensorCore", "Optimizers"]),
-        .target(name: "Alignment", dependencies: ["Datasets", "NN", "Optimizers", "TensorCore", "Training"]),
+        .target(name: "Alignment", dependencies: ["DataParallel", "Datasets", "NN", "Optimizers", "TensorCore", "Training"]),
         .target(name: "Store", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "Report", dependencies: ["Store", .product(name: "Mustache", package: "swift-mustache")]),
         .target(name: "Recipes", dependencies: [
-            "Alignment", "Checkpoints", "DataParallel", "Datasets", "Evaluation", "NN", "Report", "Store", "TensorCore", "Tokenizers", "Training",
+            "Alignment", "Checkpoints", "DataParallel", "Datasets", "Evaluation", "Generation", "NN", "Report", "Store", "TensorCore", "Tokenizers", "Training",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),

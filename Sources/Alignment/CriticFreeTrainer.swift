@@ -1,8 +1,10 @@
+import DataParallel
 import Datasets
 import Foundation
 import NN
 import Optimizers
 import TensorCore
+import Training
 
 /// The settings of the critic-free loop (TRL 1.16's GRPOTrainer / RLOOTrainer, their names in the
 /// comments). RLOO and GRPO differ only in `objective.estimator` (their advantages and where the
@@ -88,6 +90,11 @@ public final class CriticFreeTrainer {
     public let reference: DecoderModel?
     public var settings: CriticFreeTrainerSettings
     public let optimizer: AdamW
+    /// The processes training together. With several, every process holds the whole generation
+    /// batch; micro-batch `k` of each optimizer step runs on process `k mod size`, and the
+    /// gradients and metrics are summed before the step, so every process takes the one-process
+    /// step (up to the order of float additions).
+    public var communicator: any Communicator = SingleProcess()
 
     public init(policy: DecoderModel, reference: DecoderModel?, settings: CriticFreeTrainerSettings) throws {
         if settings.objective.beta != 0 && reference == nil && policy.loraConfig == nil {
@@ -211,7 +218,7 @@ public final class CriticFreeTrainer {
         var lossSum = 0.0, gradNorm = 0.0, lr = 0.0
         for iteration in 0..<Swift.max(1, s.numIterations) {
             lr = learningRate(step + iteration)
-            for idx in chunks {
+            for (k, idx) in chunks.enumerated() where k % communicator.size == communicator.rank {
                 let n = idx.count
                 let lp: Tensor, entropies: [Float]
                 if iteration == 0, chunks.count == 1, let kept = rollout.retained, !kept.used,
@@ -242,6 +249,7 @@ public final class CriticFreeTrainer {
                     counts[k, default: 0] += 1
                 }
             }
+            try OptimizerStep.allReduceGradients(of: policy.arena, over: communicator)
             let norm = s.maxGradNorm > 0 ? Double(policy.arena.clipGradNorm(maxNorm: Float(s.maxGradNorm))) : Double(policy.arena.gradNorm())
             guard norm.isFinite else {
                 policy.arena.zeroGrad()
@@ -251,6 +259,20 @@ public final class CriticFreeTrainer {
             optimizer.learningRate = lr
             optimizer.step()
             policy.arena.zeroGrad()
+        }
+        if communicator.isDistributed {
+            // Rank 0 ran micro-batch 0, so it has every metric name the loss reports.
+            let names = try JSONDecoder().decode([String].self, from: communicator.broadcast(
+                communicator.isRoot ? JSONEncoder().encode(sums.keys.sorted()) : nil, root: 0))
+            var totals = [lossSum] + names.map { sums[$0] ?? 0 } + names.map { Double(counts[$0] ?? 0) }
+            try communicator.allReduce(&totals, .sum)
+            lossSum = totals[0]
+            sums = [:]
+            counts = [:]
+            for (j, name) in names.enumerated() where totals[1 + names.count + j] > 0 {
+                sums[name] = totals[1 + j]
+                counts[name] = Int(totals[1 + names.count + j])
+            }
         }
         var metrics = rollout.advantage.metrics
         for (k, v) in sums { metrics[k] = v / Double(counts[k] ?? 1) }

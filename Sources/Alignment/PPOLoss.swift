@@ -1,3 +1,4 @@
+import DataParallel
 import Foundation
 import TensorCore
 
@@ -219,6 +220,30 @@ public struct PPOUpdateStats: Sendable {
         valueClipFraction.append(Double(l.value.clipFraction))
         if let entropyMean { entropy.append(Double(entropyMean)) }
         ratio.append(Double(l.policy.ratioMean))
+    }
+
+    /// Records a micro-batch another process computed: zeros, which ``sum(over:)`` replaces by
+    /// that process's numbers.
+    public mutating func recordElsewhere() {
+        for keyPath in Self.series { self[keyPath: keyPath].append(0) }
+    }
+
+    /// Every process's numbers in place of the zeros of ``recordElsewhere()`` (each micro-batch
+    /// ran on exactly one process, so the sums are its numbers exactly).
+    public mutating func sum(over communicator: any Communicator) throws {
+        guard communicator.isDistributed else { return }
+        var all = Self.series.flatMap { self[keyPath: $0] }
+        let counts = Self.series.map { self[keyPath: $0].count }
+        try communicator.allReduce(&all, .sum)
+        var at = 0
+        for (keyPath, n) in zip(Self.series, counts) {
+            self[keyPath: keyPath] = Array(all[at..<(at + n)])
+            at += n
+        }
+    }
+
+    private static var series: [WritableKeyPath<PPOUpdateStats, [Double]>] {
+        [\.approxKL, \.policyClipFraction, \.policyLoss, \.valueLoss, \.valueClipFraction, \.entropy, \.ratio]
     }
 
     /// TRL's names: the means of the recorded numbers, and `val/ratio_var` their unbiased variance.

@@ -1,8 +1,10 @@
+import DataParallel
 import Datasets
 import Foundation
 import NN
 import Optimizers
 import TensorCore
+import Training
 
 /// Why an online RL update stopped.
 public enum OnlineRLError: Error, CustomStringConvertible, Equatable, Sendable {
@@ -149,8 +151,13 @@ public final class PPOTrainer {
     public var klCoef: Float
     /// Called right before every optimizer step, with the gradients of both models in place.
     public var beforeOptimizerStep: (() -> Void)?
-    /// Called after every micro-batch.
+    /// Called after every micro-batch this process computed.
     public var onMicroBatch: ((PPOMicroBatch) -> Void)?
+    /// The processes training together. With several, every process holds the whole rollout;
+    /// micro-batch `g` of each optimizer step runs on process `g mod size`, the gradients are
+    /// summed before every step and the statistics after the epochs, so every process takes the
+    /// one-process step (up to the order of float additions).
+    public var communicator: any Communicator = SingleProcess()
 
     public init(policy: DecoderModel, reference: DecoderModel?, valueModel: DecoderModel,
                 settings: PPOTrainerSettings) throws {
@@ -296,6 +303,11 @@ public final class PPOTrainer {
             guard order.count == rows else { throw OnlineRLError.shape("epoch \(epoch): an order of \(order.count) rows for \(rows)") }
             for (m, mini) in ppoMicroBatches(order: order, numMiniBatches: s.numMiniBatches, microBatchSize: s.microBatchSize).enumerated() {
                 for (g, idx) in mini.enumerated() {
+                    guard g % communicator.size == communicator.rank else {
+                        stats.recordElsewhere()
+                        if accumulation.microStep() { try optimizerStep(learningRate: lr, update: update) }
+                        continue
+                    }
                     let n = idx.count
                     let inputs = PaddedInputs(ids: gatherRows(rollout.queryResponses, indices: idx, length: L), rows: n, length: L,
                                               pad: s.rollout.pad)
@@ -331,6 +343,7 @@ public final class PPOTrainer {
                 }
             }
         }
+        try stats.sum(over: communicator)
         var metrics = rollout.metrics.merging(stats.metrics) { a, _ in a }
         metrics["lr"] = lr
         metrics["episode"] = Double(update * rows)
@@ -345,9 +358,10 @@ public final class PPOTrainer {
 
     /// Steps both optimizers at `learningRate` after checking every gradient is finite.
     func optimizerStep(learningRate: Double, update: Int) throws {
-        beforeOptimizerStep?()
         let arenas = sharesTrunk ? [("policy gradient", policy.arena)]
                                  : [("policy gradient", policy.arena), ("value gradient", valueModel.arena)]
+        for (_, arena) in arenas { try OptimizerStep.allReduceGradients(of: arena, over: communicator) }
+        beforeOptimizerStep?()
         for (name, arena) in arenas where !arena.gradNorm().isFinite {
             for (_, a) in arenas { a.zeroGrad() }
             throw OnlineRLError.nonFinite(update: update, quantity: name)

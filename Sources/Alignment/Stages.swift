@@ -1,3 +1,4 @@
+import DataParallel
 import Datasets
 import Foundation
 import NN
@@ -83,12 +84,22 @@ public enum Stages {
         return n
     }
 
-    /// Mean loss over validation batches (and mean of the metrics), without autograd.
-    static func average(_ batches: [[Double]], names: [String]) -> [String: Double] {
+    /// Mean loss over validation batches (and mean of the metrics), without autograd: the
+    /// batches of every process (each evaluated its share, ``validationStarts(_:batchSize:)``).
+    static func average(_ batches: [[Double]], names: [String]) throws -> [String: Double] {
+        var totals = names.indices.map { k in batches.map { $0[k] }.reduce(0, +) } + [Double(batches.count)]
+        try ProcessGroup.world.allReduce(&totals, .sum)
         var out: [String: Double] = [:]
-        guard !batches.isEmpty else { return out }
-        for (k, name) in names.enumerated() { out[name] = batches.map { $0[k] }.reduce(0, +) / Double(batches.count) }
+        guard let count = totals.last, count > 0 else { return out }
+        for (k, name) in names.enumerated() { out[name] = totals[k] / count }
         return out
+    }
+
+    /// The first items of the validation batches this process evaluates: alone, every batch;
+    /// under `mpirun`, batch `k` on process `k mod size` (the sums are then reduced).
+    static func validationStarts(_ count: Int, batchSize: Int) -> [Int] {
+        let world = ProcessGroup.world
+        return stride(from: 0, to: count, by: batchSize).enumerated().filter { $0.offset % world.size == world.rank }.map(\.element)
     }
 
     /// Supervised fine-tuning (or pretraining on packed text): loss on label positions only.
@@ -104,14 +115,15 @@ public enum Stages {
         }
         if !validation.isEmpty {
             trainer.evaluate = {
-                var nll = 0.0, tokens = 0
-                for start in stride(from: 0, to: validation.count, by: batchSize) {
+                var sums = [0.0, 0.0]   // summed NLL, tokens
+                for start in validationStarts(validation.count, batchSize: batchSize) {
                     let b = collator.collate(Array(validation[start..<min(start + batchSize, validation.count)]))
                     let (loss, items) = languageModelingLoss(model, b)
-                    nll += Double(loss.item) * Double(items)
-                    tokens += items
+                    sums[0] += Double(loss.item) * Double(items)
+                    sums[1] += Double(items)
                 }
-                let mean = tokens > 0 ? nll / Double(tokens) : 0
+                try ProcessGroup.world.allReduce(&sums, .sum)
+                let mean = sums[1] > 0 ? sums[0] / sums[1] : 0
                 return (mean, ["perplexity": Foundation.exp(mean)])
             }
         }
@@ -142,18 +154,30 @@ public enum Stages {
         if !validation.isEmpty {
             trainer.evaluate = {
                 // Accuracy and margins over the whole split; mean and std over every reward.
-                var chosen: [Float] = [], rejected: [Float] = [], losses: [Double] = []
-                for start in stride(from: 0, to: validation.count, by: batchSize) {
+                // Each process fills in its batches' rewards; the sums over processes of the
+                // zeros elsewhere are every reward exactly.
+                var chosen = [Float](repeating: 0, count: validation.count), rejected = chosen
+                var lossSum = [0.0]
+                for start in validationStarts(validation.count, batchSize: batchSize) {
                     let b = collator.collate(Array(validation[start..<min(start + batchSize, validation.count)]))
                     let s = b.sequences
                     let r = model.rewards(ids: s.ids, batch: s.rows, length: s.length, attentionMask: s.attentionMask).values
-                    chosen += r[0..<b.pairs]
-                    rejected += r[b.pairs..<(2 * b.pairs)]
-                    losses.append(Double(loss(b).0.item) * Double(b.pairs))
+                    chosen.replaceSubrange(start..<(start + b.pairs), with: r[0..<b.pairs])
+                    rejected.replaceSubrange(start..<(start + b.pairs), with: r[b.pairs..<(2 * b.pairs)])
+                    lossSum[0] += Double(loss(b).0.item) * Double(b.pairs)
+                }
+                let world = ProcessGroup.world
+                if world.isDistributed {
+                    func sum(_ x: inout [Float]) throws {
+                        try x.withUnsafeMutableBufferPointer { try world.allReduceSum($0.baseAddress!, count: $0.count) }
+                    }
+                    try sum(&chosen)
+                    try sum(&rejected)
+                    try world.allReduce(&lossSum, .sum)
                 }
                 let (_, m) = bradleyTerryLoss(chosen: Tensor(shape: [chosen.count], values: chosen),
                                               rejected: Tensor(shape: [rejected.count], values: rejected))
-                return (losses.reduce(0, +) / Double(chosen.count), m)
+                return (lossSum[0] / Double(chosen.count), m)
             }
         }
         trainer.onCheckpoint = onCheckpoint
@@ -203,12 +227,12 @@ public enum Stages {
                 var rows: [[Double]] = []
                 let names = ["loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins",
                              "logps/chosen", "logps/rejected"]
-                for start in stride(from: 0, to: validation.count, by: batchSize) {
+                for start in validationStarts(validation.count, batchSize: batchSize) {
                     let b = collator.collate(Array(validation[start..<min(start + batchSize, validation.count)]))
                     let (l, m) = loss(b)
                     rows.append([Double(l.item)] + names.dropFirst().map { m[$0] ?? 0 })
                 }
-                var avg = average(rows, names: names)
+                var avg = try average(rows, names: names)
                 let mean = avg.removeValue(forKey: "loss") ?? 0
                 return (mean, avg)
             }
@@ -233,7 +257,7 @@ public enum Stages {
         if interrupted { return StageSummary(steps: trainer.step, finalTrainLoss: last, validation: [:], interrupted: true) }
         var validation: [String: Double] = [:]
         if let evaluate = trainer.evaluate {
-            let (loss, metrics) = Autograd.withoutGrad { evaluate() }
+            let (loss, metrics) = try Autograd.withoutGrad { try evaluate() }
             validation = metrics
             validation["loss"] = loss
         }

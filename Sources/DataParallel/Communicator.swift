@@ -41,6 +41,12 @@ extension Communicator {
         try bytes.withUnsafeMutableBytes { try broadcast($0.baseAddress!, bytes: Int(count), root: root) }
         return Data(bytes)
     }
+
+    /// Every process's `data`, in rank order, on every process (one broadcast per process: for
+    /// the few kilobytes of a rollout share, not for gradients).
+    public func allGather(_ data: Data) throws -> [Data] {
+        try (0..<size).map { root in try broadcast(root == rank ? data : nil, root: root) }
+    }
 }
 
 /// One process alone: every collective is the identity (the default, without `mpirun`).

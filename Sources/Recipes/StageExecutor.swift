@@ -121,7 +121,7 @@ public struct StageExecutor {
     }
 
     /// The kinds that train data-parallel under `mpirun`.
-    public static let dataParallelKinds: [RecipeStageKind] = [.pretrain, .sft, .reward, .dpo]
+    public static let dataParallelKinds: [RecipeStageKind] = [.pretrain, .sft, .reward, .dpo, .ppo, .rloo, .grpo]
 
     /// Trains and exports. When `onEvent` stops training, the outcome is `interrupted` and nothing
     /// is exported (the last checkpoint holds the step reached).
@@ -179,7 +179,12 @@ public struct StageExecutor {
                                       train: sets.train.records, validation: sets.validation.records, models: models,
                                       start: startingModel, sink: sink, checkpointDirectory: checkpointDirectory,
                                       progress: { onEvent(.step($0, unit: unit)) }, onCheckpoint: onCheckpoint, note: note)
-        context.rolloutSink = rolloutSink
+        context.rolloutSink = world.isRoot ? rolloutSink : nil
+        if args.resume, let last = Checkpointer.resolve(checkpointDirectory.appendingPathComponent("last")),
+           let saved = Checkpointer.storedValues(last)?[CheckpointState.processesKey], Int(saved) != world.size {
+            note("warning: \(last.path) was written by a run on \(Int(saved)) process(es) and resumes on \(world.size): "
+                 + "the results will differ from an uninterrupted run in the last bits")
+        }
         var summary = try train(context)
         if summary.interrupted { return StageOutcome(summary: summary, modelDirectory: nil, exactMatch: nil) }
         if args.lora != nil {

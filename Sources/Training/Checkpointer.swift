@@ -32,6 +32,10 @@ public struct CheckpointState: Equatable, Sendable {
         self.json = json
     }
 
+    /// The key of ``values`` that holds the number of processes that trained (data parallel);
+    /// a resume on another number warns that the results differ in the last bits.
+    public static let processesKey = "processes"
+
     /// Stores `position` as JSON.
     public mutating func setDataPosition<P: Encodable>(_ position: P) throws {
         dataPosition = try JSONEncoder().encode(position)
@@ -314,6 +318,11 @@ public final class Checkpointer {
     /// The step recorded in the checkpoint at `directory`, if it has a readable state file.
     public static func storedStep(_ directory: URL) -> Int? {
         try? readState(directory).step
+    }
+
+    /// The named values recorded in the checkpoint at `directory`, if it has a readable state file.
+    public static func storedValues(_ directory: URL) -> [String: Double]? {
+        try? readState(directory).values
     }
 
     static func readState(_ directory: URL) throws -> StoredCheckpoint {

@@ -100,8 +100,32 @@ public final class OptimizerStep {
 
     /// Sums gradients, counts, losses and metrics over the processes.
     func reduce(over communicator: any Communicator, bucketElements: Int) throws {
-        // Buckets in arena order: consecutive pieces of the trainable ranges up to `bucketElements`
-        // elements; one piece is reduced in place, several go through a staging buffer.
+        try Self.allReduceGradients(of: arena, over: communicator, bucketElements: bucketElements)
+        // The metric names must agree before their values are summed side by side.
+        let names = weightedMetrics.keys.sorted()
+        var check = [Double(names.count), -Double(names.count)]
+        try communicator.allReduce(&check, .max)
+        guard check[0] == -check[1] else {
+            throw TrainingError.distributed("the processes report different metrics (\(names.joined(separator: ", ")) here)")
+        }
+        var totals = [Double(items), weightedLoss, unweightedLoss, Double(microBatches)] + names.map { weightedMetrics[$0]! }
+        try communicator.allReduce(&totals, .sum)
+        items = Int(totals[0])
+        weightedLoss = totals[1]
+        unweightedLoss = totals[2]
+        microBatches = Int(totals[3])
+        for (k, name) in names.enumerated() { weightedMetrics[name] = totals[4 + k] }
+    }
+
+    /// Sums the gradients of `arena`'s trainable ranges over the processes, in place, in buckets in
+    /// arena order: consecutive pieces of the ranges up to `bucketElements` elements; one piece is
+    /// reduced in place, several go through a staging buffer. Every process must call it with the
+    /// same layout. The loops that do not accumulate through an ``OptimizerStep`` (PPO, RLOO,
+    /// GRPO) call it before their own update.
+    public static func allReduceGradients(of arena: ParameterArena, over communicator: any Communicator,
+                                          bucketElements: Int = defaultBucketElements) throws {
+        guard communicator.isDistributed else { return }
+        let bucketElements = max(1, bucketElements)
         let grads = arena.grads.base
         var pieces: [Range<Int>] = [], filled = 0
         var staging: [Float] = []
@@ -129,20 +153,6 @@ public final class OptimizerStep {
             }
         }
         try flush()
-        // The metric names must agree before their values are summed side by side.
-        let names = weightedMetrics.keys.sorted()
-        var check = [Double(names.count), -Double(names.count)]
-        try communicator.allReduce(&check, .max)
-        guard check[0] == -check[1] else {
-            throw TrainingError.distributed("the processes report different metrics (\(names.joined(separator: ", ")) here)")
-        }
-        var totals = [Double(items), weightedLoss, unweightedLoss, Double(microBatches)] + names.map { weightedMetrics[$0]! }
-        try communicator.allReduce(&totals, .sum)
-        items = Int(totals[0])
-        weightedLoss = totals[1]
-        unweightedLoss = totals[2]
-        microBatches = Int(totals[3])
-        for (k, name) in names.enumerated() { weightedMetrics[name] = totals[4 + k] }
     }
 
     private func update(learningRate: Double) -> Result {

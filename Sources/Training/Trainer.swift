@@ -189,8 +189,8 @@ public final class Trainer<Source: BatchSource> {
     /// covered: micro-batches are weighted by them.
     public typealias LossFunction = (Source.Batch, inout RNG) -> (loss: Tensor, items: Int, metrics: [String: Double])
     let lossFunction: LossFunction
-    /// Mean loss and metrics on the validation data.
-    public var evaluate: (() -> (loss: Double, metrics: [String: Double]))?
+    /// Mean loss and metrics on the validation data (under `mpirun`, over every process's share of it).
+    public var evaluate: (() throws -> (loss: Double, metrics: [String: Double]))?
     /// Called after each checkpoint is written, with its kind (`last`, `best`), step and directory
     /// (the run store records it).
     public var onCheckpoint: ((_ kind: String, _ step: Int, _ directory: URL) throws -> Void)?
@@ -233,7 +233,7 @@ public final class Trainer<Source: BatchSource> {
         let sink = communicator.isRoot ? self.sink : nil
         if communicator.isDistributed { try startDistributed() }
         if config.evalOnStart, step == 0, let evaluate {
-            let result = Autograd.withoutGrad { evaluate() }
+            let result = try Autograd.withoutGrad { try evaluate() }
             sink?.record(step: 0, name: "eval/loss", value: result.loss)
             for (name, v) in result.metrics { sink?.record(step: 0, name: "eval/" + name, value: v) }
         }
@@ -262,7 +262,7 @@ public final class Trainer<Source: BatchSource> {
             var evalLoss: Double?
             var stop = false
             if let evaluate, (config.evalSteps > 0 && step % config.evalSteps == 0) || step == config.maxSteps {
-                let result = Autograd.withoutGrad { evaluate() }
+                let result = try Autograd.withoutGrad { try evaluate() }
                 evalLoss = result.loss
                 sink?.record(step: step, name: "eval/loss", value: result.loss)
                 for (name, v) in result.metrics { sink?.record(step: step, name: "eval/" + name, value: v) }
@@ -322,6 +322,7 @@ public final class Trainer<Source: BatchSource> {
         var state = CheckpointState(step: step, rng: rng, values: [
             TrainerKeys.epoch: Double(epoch),
             TrainerKeys.evaluationsWithoutImprovement: Double(evaluationsWithoutImprovement),
+            CheckpointState.processesKey: Double(communicator.size),
         ])
         if let bestEvalLoss { state.values[TrainerKeys.bestEvalLoss] = bestEvalLoss }
         do { try state.setDataPosition(source.position) } catch {

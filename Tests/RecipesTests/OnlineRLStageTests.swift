@@ -12,7 +12,7 @@ private let fixtureRoot = URL(fileURLWithPath: #filePath).deletingLastPathCompon
 
 /// `policy/` (the tiny Llama), `rm/` (the reward model with the same tokenizer), `prompts.jsonl`
 /// (`count` prompts) and `eval.jsonl` (three held-out prompts with answers) in `dir`.
-private func writeRLInputs(in dir: URL, prompts count: Int = 12) throws {
+func writeRLInputs(in dir: URL, prompts count: Int = 12) throws {
     let fm = FileManager.default
     let llama = fixtureRoot.appendingPathComponent("hf-tiny-llama")
     let policy = dir.appendingPathComponent("policy"), rm = dir.appendingPathComponent("rm")
@@ -46,7 +46,7 @@ private func nulTokenIds() throws -> Set<Int32> {
 }
 
 /// A one-stage recipe named `rl` of `kind` on the inputs of `writeRLInputs`.
-private func rlRecipe(kind: String, settings: String) -> String {
+func rlRecipe(kind: String, settings: String) -> String {
     """
     name: rl
     seed: 5
@@ -60,7 +60,7 @@ private func rlRecipe(kind: String, settings: String) -> String {
     """
 }
 
-private let ppoSettings = """
+let ppoSettings = """
     reward_model: rm
     batch_size: 4
     max_steps: 6
@@ -71,7 +71,7 @@ private let ppoSettings = """
     kl_target: 0.5
     """
 
-private let grpoSettings = """
+let grpoSettings = """
     judge: length
     num_generations: 2
     batch_size: 4
@@ -98,12 +98,12 @@ private func runRein(_ arguments: [String], in directory: URL) throws -> (status
 }
 
 /// Wall-clock metrics, which differ between any two runs.
-private func isTiming(_ name: String) -> Bool {
+func isTiming(_ name: String) -> Bool {
     name == "eps" || name.hasSuffix("per_second") || name.hasPrefix("time/")
 }
 
 /// The one stage of the only run in the store at `path`.
-private func onlyStage(_ path: String) throws -> (store: RunStore, stageId: Int64) {
+func onlyStage(_ path: String) throws -> (store: RunStore, stageId: Int64) {
     let store = try RunStore(path: path)
     let runs = try store.runs()
     try #require(runs.count == 1 && runs[0].stages.count == 1, "expected one run of one stage in \(path)")
@@ -111,7 +111,7 @@ private func onlyStage(_ path: String) throws -> (store: RunStore, stageId: Int6
 }
 
 /// Every metric but the timing ones, keyed "step/name", with a check that no key repeats.
-private func stageMetrics(_ path: String) throws -> [String: Double] {
+func stageMetrics(_ path: String) throws -> [String: Double] {
     let (store, id) = try onlyStage(path)
     var out: [String: Double] = [:], count = 0
     for m in try store.metrics(stageId: id) where !isTiming(m.name) {
@@ -122,7 +122,7 @@ private func stageMetrics(_ path: String) throws -> [String: Double] {
     return out
 }
 
-private func stageRollouts(_ path: String) throws -> [Rollout] {
+func stageRollouts(_ path: String) throws -> [Rollout] {
     let (store, id) = try onlyStage(path)
     return try store.rollouts(stageId: id)
 }

@@ -1,5 +1,6 @@
 import Alignment
 import Checkpoints
+import DataParallel
 import Datasets
 import Evaluation
 import Foundation
@@ -155,7 +156,8 @@ struct OnlineRLLoop {
 
     /// The judge's mean score and the mean summed KL to the reference of one sampled response per
     /// held-out prompt (fixed seed), recorded as `eval/score` and `eval/kl`; with `eval_judge`,
-    /// that judge's mean score of the same responses as `eval/judge_score`.
+    /// that judge's mean score of the same responses as `eval/judge_score`. Under `mpirun` each
+    /// process samples its share of the prompts and the sums are reduced.
     func evaluate(_ prompts: [RolloutPrompt], engine: RolloutEngine, scorer: RolloutScorer, reference: DecoderModel?,
                   step: Int) throws {
         guard !prompts.isEmpty else { return }
@@ -164,8 +166,10 @@ struct OnlineRLLoop {
         opts.seed = c.args.seed &+ 0x5EED
         let e = try RolloutEngine(lm: c.lm, options: opts)
         var scoreSum = 0.0, goldSum = 0.0, kl = 0.0, tokens = 0
-        for start in stride(from: 0, to: prompts.count, by: 64) {
-            let part = Array(prompts[start..<min(start + 64, prompts.count)])
+        let world = ProcessGroup.world
+        let mine = shareRange(count: prompts.count, rank: world.rank, size: world.size)
+        for start in stride(from: mine.lowerBound, to: mine.upperBound, by: 64) {
+            let part = Array(prompts[start..<min(start + 64, mine.upperBound)])
             let batch = try e.generate(part, step: 0, promptIndices: Array(start..<(start + part.count)))
             scoreSum += try scorer.scores(batch, pad: e.padId, chunk: 16).reduce(0.0) { $0 + Double($1) }
             if let goldJudge {
@@ -199,6 +203,10 @@ struct OnlineRLLoop {
                 for t in 0..<R where batch.responses[r * R + t] != e.padId { kl += Double(policy[r * R + t] - ref[r * R + t]) }
             }
         }
+        var sums = [scoreSum, goldSum, kl, Double(tokens)]
+        try world.allReduce(&sums, .sum)
+        (scoreSum, goldSum, kl) = (sums[0], sums[1], sums[2])
+        tokens = Int(sums[3])
         let n = Double(prompts.count)
         c.sink?.record(step: step, name: "eval/score", value: scoreSum / n)
         if goldJudge != nil { c.sink?.record(step: step, name: "eval/judge_score", value: goldSum / n) }
@@ -232,6 +240,7 @@ struct OnlineRLLoop {
     /// merged) and records it as a `model` checkpoint: `rein compare` reads it as `stage:ID@UPDATE`.
     /// Written beside and renamed into place, so a kill leaves no half-written model.
     func exportModel(update: Int) throws {
+        guard ProcessGroup.world.isRoot else { return }
         let steps = c.checkpointDirectory.deletingLastPathComponent().appendingPathComponent("steps")
         let final = steps.appendingPathComponent("\(update)")
         let partial = steps.appendingPathComponent(".\(update).partial")
@@ -262,17 +271,20 @@ struct OnlineRLLoop {
 
     /// Makes the metrics and rollouts so far durable, then writes `checkpoints/last`.
     func save(_ checkpointer: Checkpointer, update: Int, order: PromptOrder, rng: RNG, values: [String: Double]) throws {
+        let world = ProcessGroup.world
+        guard world.isRoot else { return }   // data-parallel: rank 0 writes
         try c.sink?.flush()
         try c.rolloutSink?.flush()
         var state = CheckpointState(step: update, rng: rng, values: values)
+        state.values[CheckpointState.processesKey] = Double(world.size)
         try state.setDataPosition(order.position)
         let dir = try checkpointer.save(state, to: lastCheckpoint)
         try c.onCheckpoint?("last", update, dir)
     }
 
-    func progress(step: Int, of total: Int, loss: Double, lr: Double, gradNorm: Double, episodes: Int, seconds: Double) -> Bool {
-        c.progress(TrainingProgress(step: step, maxSteps: total, loss: loss, learningRate: lr, gradNorm: gradNorm,
-                                    itemsPerSecond: Double(episodes) / max(seconds, 1e-9), evalLoss: nil))
+    func progress(step: Int, of total: Int, loss: Double, lr: Double, gradNorm: Double, episodes: Int, seconds: Double) throws -> Bool {
+        try agreed(c.progress(TrainingProgress(step: step, maxSteps: total, loss: loss, learningRate: lr, gradNorm: gradNorm,
+                                               itemsPerSecond: Double(episodes) / max(seconds, 1e-9), evalLoss: nil)))
     }
 }
 
@@ -353,6 +365,7 @@ extension StageKinds {
             throw RunnerError("ppo: num_mini_batches \(s.numMiniBatches) must divide batch_size × gradient_accumulation_steps = \(batchRows)")
         }
         let trainer = try PPOTrainer(policy: c.model, reference: reference, valueModel: valueModel, settings: s)
+        trainer.communicator = ProcessGroup.world
         let checkpointer = trainer.sharesTrunk
             ? Checkpointer(arenas: [(OnlineRLLoop.policyKey, c.model.arena)],
                            optimizers: [(OnlineRLLoop.policyOptimizerKey, trainer.policyOptimizer)])
@@ -367,6 +380,7 @@ extension StageKinds {
             if let k = values["kl_coef"] { trainer.klCoef = Float(k) }
             trainer.restoreAccumulation(counter: Int(values["accumulation"] ?? 0))
         }
+        try loop.checkSameStart(update)
         func save() throws {
             try loop.save(checkpointer, update: update, order: order, rng: rng,
                           values: ["kl_coef": Double(trainer.klCoef), "accumulation": Double(trainer.accumulation.counter)])
@@ -380,12 +394,12 @@ extension StageKinds {
         while update < total {
             let started = DispatchTime.now().uptimeNanoseconds
             let indices = order.next(batchRows)
-            let batch = try engine.generate(indices.map { prompts[$0] }, step: update + 1, promptIndices: indices)
+            let (batch, scores) = try loop.sampleAndScore(engine, prompts: prompts, indices: indices, step: update + 1) {
+                try scorer.scores($0, pad: engine.padId, chunk: s.forwardBatchSize)
+            }
             let r = try trainer.rollout(queries: batch.queries, responses: batch.responses, rows: batch.rows,
                                         contextLength: batch.contextLength, responseLength: batch.responseLength,
-                                        policyLogProbs: batch.logProbs) { _, _ in
-                try scorer.scores(batch, pad: engine.padId, chunk: s.forwardBatchSize)
-            }
+                                        policyLogProbs: batch.logProbs) { _, _ in scores }
             var metrics = try trainer.train(r, update: update + 1, rng: &rng)
             update += 1
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) * 1e-9
@@ -410,7 +424,7 @@ extension StageKinds {
             if loop.exportDue(update, of: total) { try loop.exportModel(update: update) }
             let due = update == total || (saveEvery > 0 && update % saveEvery == 0)
             if due { try save() }
-            if !loop.progress(step: update, of: total, loss: lastLoss, lr: metrics["lr"] ?? 0, gradNorm: 0, episodes: batch.rows,
+            if try !loop.progress(step: update, of: total, loss: lastLoss, lr: metrics["lr"] ?? 0, gradNorm: 0, episodes: batch.rows,
                               seconds: seconds) {
                 if !due { try save() }
                 interrupted = update < total
@@ -419,7 +433,7 @@ extension StageKinds {
         }
         if !interrupted {
             try loop.evaluate(held, engine: engine, scorer: scorer, reference: reference, step: update)
-            if !trainer.sharesTrunk {   // a shared value head is saved with the policy
+            if !trainer.sharesTrunk && ProcessGroup.world.isRoot {   // a shared value head is saved with the policy
                 let valueDir = c.checkpointDirectory.deletingLastPathComponent().appendingPathComponent("value_model")
                 try ModelCheckpoint.saveHuggingFace(valueModel, to: valueDir)
             }
@@ -461,6 +475,7 @@ extension StageKinds {
         s.weightDecay = config.args.weightDecay
         s.forwardBatchSize = max(rows, 1)
         let trainer = try CriticFreeTrainer(policy: c.model, reference: reference, settings: s)
+        trainer.communicator = ProcessGroup.world
         let total = loop.updates(prompts: prompts.count)
         var schedule = c.trainerConfig(examples: 1)
         schedule.maxSteps = total * max(1, config.numIterations)
@@ -471,6 +486,7 @@ extension StageKinds {
         var rng = RNG(seed: c.args.seed &+ 1)
         var update = 0
         if let (step, _) = try loop.resume(checkpointer, order: &order, rng: &rng, total: total) { update = step }
+        try loop.checkSameStart(update)
         func save() throws { try loop.save(checkpointer, update: update, order: order, rng: rng, values: [:]) }
         let held = try loop.evaluationPrompts(engine)
         // The KL to the starting policy is reported even when beta = 0 keeps it out of the loss.
@@ -481,8 +497,11 @@ extension StageKinds {
         while update < total {
             let started = DispatchTime.now().uptimeNanoseconds
             let indices = order.next(rows / G)
-            let batch = try engine.generate(indices.map { prompts[$0] }, step: update + 1, promptIndices: indices)
-            var scores = try scorer.scores(batch, pad: engine.padId, chunk: s.forwardBatchSize)
+            let sampled = try loop.sampleAndScore(engine, prompts: prompts, indices: indices, step: update + 1) {
+                try scorer.scores($0, pad: engine.padId, chunk: s.forwardBatchSize)
+            }
+            let batch = sampled.batch
+            var scores = sampled.scores
             if let penalty = config.rollout.missingEOSPenalty {
                 for r in 0..<batch.rows where batch.stopReasons[r] != .stopToken { scores[r] -= Float(penalty) }
             }
@@ -511,7 +530,7 @@ extension StageKinds {
             if loop.exportDue(update, of: total) { try loop.exportModel(update: update) }
             let due = update == total || (c.args.saveSteps > 0 && update % c.args.saveSteps == 0)
             if due { try save() }
-            if !loop.progress(step: update, of: total, loss: lastLoss, lr: metrics["learning_rate"] ?? 0,
+            if try !loop.progress(step: update, of: total, loss: lastLoss, lr: metrics["learning_rate"] ?? 0,
                               gradNorm: metrics["grad_norm"] ?? 0, episodes: batch.rows, seconds: seconds) {
                 if !due { try save() }
                 interrupted = update < total
