@@ -9,10 +9,16 @@ import Glibc
 public enum Interrupts {
     static let count = Atomic<Int>(0)
 
-    /// Installs the handlers (idempotent).
+    /// Installs the handlers (idempotent), and unblocks both signals in the calling thread: a
+    /// parent that had them blocked (a process launcher's thread) passes its mask on.
     public static func install() {
         signal(SIGINT, handle)
         signal(SIGTERM, handle)
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGINT)
+        sigaddset(&signals, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &signals, nil)
     }
 
     /// Whether a stop was requested.

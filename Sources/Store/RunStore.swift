@@ -68,9 +68,9 @@ public final class RunStore: Sendable {
         }
     }
 
-    /// Refuses, before SQLite opens it (which would switch it to WAL), a file that is not an
-    /// SQLite database, or an SQLite database in rollback-journal mode (Rein's stores are WAL)
-    /// that holds tables but not Rein's migrations.
+    /// Refuses, before the pool opens it (which writes to it: GRDB makes the WAL non-empty), a file
+    /// that is not an SQLite database, holds tables but not Rein's migrations, or was migrated by a
+    /// newer Rein. It is inspected through a read-only connection, so it is left as it was.
     static func refuseForeignFile(_ path: String) throws {
         guard let handle = FileHandle(forReadingAtPath: path) else { return }   // a new store
         let header = (try? handle.read(upToCount: 100)) ?? Data()
@@ -79,17 +79,22 @@ public final class RunStore: Sendable {
         guard header.count == 100, header.prefix(16) == Data("SQLite format 3\0".utf8) else {
             throw StoreError.notAStore(path: path, reason: "not an SQLite database")
         }
-        guard header[18] != 2 else { return }   // WAL: checked after opening, before migrating
         var config = Configuration()
         config.readonly = true
         let queue = try DatabaseQueue(path: path, configuration: config)
+        defer { try? queue.close() }
         try queue.read { db in try refuseForeignSchema(db, path: path) }
-        try queue.close()
     }
 
-    /// Refuses a database with tables but no record of Rein's migrations.
+    /// Refuses a database with tables but no record of Rein's migrations, or with migrations this
+    /// build does not know.
     static func refuseForeignSchema(_ db: Database, path: String) throws {
-        guard try !db.tableExists("grdb_migrations") else { return }
+        guard try !db.tableExists("grdb_migrations") else {
+            guard try migrator.hasBeenSuperseded(db) else { return }
+            let known = Set(migrator.migrations)
+            let unknown = try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations").filter { !known.contains($0) }
+            throw StoreError.newerSchema(path: path, unknownMigrations: unknown.sorted())
+        }
         let tables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
         guard tables.isEmpty else {
             let shown = tables.prefix(5).joined(separator: ", ") + (tables.count > 5 ? ", ..." : "")
@@ -320,13 +325,7 @@ public final class RunStore: Sendable {
     /// the loser's migration fails once the winner commits, and the retry finds nothing to do.
     private static func migrate(_ writer: DatabasePool, path: String) throws {
         let migrator = Self.migrator
-        try writer.read { db in
-            try refuseForeignSchema(db, path: path)
-            guard try migrator.hasBeenSuperseded(db) else { return }
-            let known = Set(migrator.migrations)
-            let unknown = try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations").filter { !known.contains($0) }
-            throw StoreError.newerSchema(path: path, unknownMigrations: unknown.sorted())
-        }
+        try writer.read { db in try refuseForeignSchema(db, path: path) }   // a file another process just made
         var attempt = 0
         while true {
             do {
