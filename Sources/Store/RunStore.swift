@@ -53,7 +53,7 @@ public final class RunStore: Sendable {
         config.busyMode = .timeout(busyTimeout)
         config.foreignKeysEnabled = true
         self.path = path
-        try Self.refuseForeignFile(path)
+        try Self.refuseForeignFile(path, busyTimeout: busyTimeout)
         dbPool = try DatabasePool(path: path, configuration: config)
         try Self.migrate(dbPool, path: path)
     }
@@ -71,7 +71,7 @@ public final class RunStore: Sendable {
     /// Refuses, before the pool opens it (which writes to it: GRDB makes the WAL non-empty), a file
     /// that is not an SQLite database, holds tables but not Rein's migrations, or was migrated by a
     /// newer Rein. It is inspected through a read-only connection, so it is left as it was.
-    static func refuseForeignFile(_ path: String) throws {
+    static func refuseForeignFile(_ path: String, busyTimeout: TimeInterval) throws {
         guard let handle = FileHandle(forReadingAtPath: path) else { return }   // a new store
         let header = (try? handle.read(upToCount: 100)) ?? Data()
         try? handle.close()
@@ -81,6 +81,7 @@ public final class RunStore: Sendable {
         }
         var config = Configuration()
         config.readonly = true
+        config.busyMode = .timeout(busyTimeout)   // another process may be writing it
         let queue = try DatabaseQueue(path: path, configuration: config)
         defer { try? queue.close() }
         try queue.read { db in try refuseForeignSchema(db, path: path) }
