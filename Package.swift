@@ -63,7 +63,7 @@ let package = Package(
         .target(name: "DataParallel", dependencies: ["CMPIShim"]),
         .target(name: "Training", dependencies: ["DataParallel", "TensorCore", "Optimizers"]),
         .target(name: "Alignment", dependencies: ["DataParallel", "Datasets", "NN", "Optimizers", "TensorCore", "Training"]),
-        .target(name: "Store", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "Store", dependencies: ["TensorCore", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "Report", dependencies: ["Store", .product(name: "Mustache", package: "swift-mustache")]),
         .target(name: "Recipes", dependencies: [
             "Alignment", "Checkpoints", "DataParallel", "Datasets", "Evaluation", "Generation", "NN", "Report", "Store", "TensorCore", "Tokenizers", "Training",

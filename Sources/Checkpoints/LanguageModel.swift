@@ -92,6 +92,6 @@ public struct LanguageModel {
     /// tokenizer.json, which transformers loads as is.
     public func save(to directory: URL) throws {
         try ModelCheckpoint.saveHuggingFace(model, to: directory)
-        try tokenizer.save(tokenizerJSON: directory.appendingPathComponent("tokenizer.json"))
+        try AtomicFile.write(tokenizer.tokenizerJSON(), to: directory.appendingPathComponent("tokenizer.json"))
     }
 }

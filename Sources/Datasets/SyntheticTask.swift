@@ -176,9 +176,9 @@ public enum SyntheticData {
             let url = directory.appendingPathComponent(name)
             let text = lines.joined(separator: "\n") + "\n"
             do {
-                try Data(text.utf8).write(to: url, options: .atomic)
+                try AtomicFile.write(Data(text.utf8), to: url)
             } catch {
-                throw DatasetError.fileAccess(file: url.path, reason: "cannot be written (\(error.localizedDescription))")
+                throw DatasetError.fileAccess(file: url.path, reason: "cannot be written (\(error))")
             }
             files.append(SyntheticDataFile(name: name, url: url, count: lines.count))
         }

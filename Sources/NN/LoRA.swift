@@ -173,7 +173,7 @@ extension DecoderModel {
         json["task_type"] = "CAUSAL_LM"
         json["fan_in_fan_out"] = config.targetModules.contains { ["c_attn", "c_proj", "c_fc"].contains($0) }
         let data = try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys])
-        try data.write(to: directory.appendingPathComponent("adapter_config.json"), options: .atomic)
+        try AtomicFile.write(data, to: directory.appendingPathComponent("adapter_config.json"))
     }
 
     /// Adds adapters from a directory written by ``saveLoRA(to:)`` (or PEFT), strictly: every

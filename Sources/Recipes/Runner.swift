@@ -2,6 +2,7 @@ import Alignment
 import DataParallel
 import Evaluation
 import Foundation
+import TensorCore
 import Store
 import Training
 
@@ -204,7 +205,7 @@ public final class RecipeRunner {
     func writeMarker(_ stage: ResolvedStage, _ marker: Marker) throws {
         let dir = stageDirectory(stage)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        try JSONEncoder().encode(marker).write(to: dir.appendingPathComponent("rein-stage.json"), options: .atomic)
+        try AtomicFile.write(JSONEncoder().encode(marker), to: dir.appendingPathComponent("rein-stage.json"))
     }
 
     /// What the store records as a stage's config: its kind, models by role, and settings.
@@ -420,7 +421,7 @@ public final class RecipeRunner {
             }
             let file = stageDirectory(stage).appendingPathComponent("ratings.jsonl")
             try FileManager.default.createDirectory(at: stageDirectory(stage), withIntermediateDirectories: true)
-            try Data(lines.map { $0 + "\n" }.joined().utf8).write(to: file, options: .atomic)
+            try AtomicFile.write(Data(lines.map { $0 + "\n" }.joined().utf8), to: file)
             args.data = file.path
         }
         args.validationData = try args.validationData.map(resolve)

@@ -9,10 +9,16 @@ import Glibc
 public enum Interrupts {
     static let count = Atomic<Int>(0)
 
-    /// Installs the handlers (idempotent).
+    /// Installs the handlers (idempotent), and unblocks both signals in the calling thread: a
+    /// parent that had them blocked (a process launcher's thread) passes its mask on.
     public static func install() {
         signal(SIGINT, handle)
         signal(SIGTERM, handle)
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGINT)
+        sigaddset(&signals, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &signals, nil)
     }
 
     /// Whether a stop was requested.
@@ -28,8 +34,11 @@ public enum Interrupts {
 private func handle(_ signal: Int32) {
     let previous = Interrupts.count.add(1, ordering: .relaxed).oldValue
     if previous == 0 {
-        let message = "\ninterrupted: finishing the current step and writing a checkpoint (Ctrl-C again to quit at once)\n"
-        message.utf8CString.withUnsafeBufferPointer { buffer in _ = write(2, buffer.baseAddress, buffer.count - 1) }
+        // Static text: nothing is allocated in a signal handler.
+        let message: StaticString = signal == SIGTERM
+            ? "\nSIGTERM: finishing the current step and writing a checkpoint (a second SIGTERM or Ctrl-C quits at once)\n"
+            : "\ninterrupted: finishing the current step and writing a checkpoint (Ctrl-C again to quit at once)\n"
+        _ = write(2, message.utf8Start, message.utf8CodeUnitCount)
     } else {
         _exit(130)
     }

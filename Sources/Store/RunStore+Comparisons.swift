@@ -227,7 +227,7 @@ extension RunStore {
 
     /// Starts a comparison: its session row and its policies, in one transaction.
     public func startComparison(_ session: CompareSession, policies: [ComparePolicy]) throws -> (CompareSession, [ComparePolicy]) {
-        try dbPool.write { db in
+        try write { db in
             var session = session
             try session.insert(db)
             var saved: [ComparePolicy] = []
@@ -252,14 +252,14 @@ extension RunStore {
 
     /// Stores freshly sampled responses (a batch at a time, so an interrupted comparison keeps them).
     public func record(generations: [CompareGeneration]) throws {
-        try dbPool.write { db in
+        try write { db in
             for var g in generations { try g.insert(db, onConflict: .ignore) }
         }
     }
 
     /// Stores judges' scores and verdicts.
     public func record(verdicts: [CompareVerdict]) throws {
-        try dbPool.write { db in
+        try write { db in
             for var v in verdicts { try v.insert(db) }
         }
     }
@@ -267,7 +267,7 @@ extension RunStore {
     /// Ends a comparison: its summary, status, and one `comparison` row per judged pair.
     public func finishComparison(_ id: Int64, status: String, summaryJSON: String?, tallies: [Comparison],
                                  at date: Date = Date()) throws {
-        try dbPool.write { db in
+        try write { db in
             try db.execute(sql: "UPDATE compareSession SET status = ?, summaryJSON = ?, finishedAt = ? WHERE id = ?",
                            arguments: [status, summaryJSON, date, id])
             for var tally in tallies {
@@ -279,7 +279,7 @@ extension RunStore {
 
     /// Sets a policy's details (its KL, perplexity, mean length) once measured.
     public func setComparePolicyDetails(_ id: Int64, detailsJSON: String) throws {
-        try dbPool.write { db in
+        try write { db in
             try db.execute(sql: "UPDATE comparePolicy SET detailsJSON = ? WHERE id = ?", arguments: [detailsJSON, id])
         }
     }

@@ -169,7 +169,7 @@ public enum RatingStoreError: Error, CustomStringConvertible, Equatable {
 extension RunStore {
     /// Records a task and its items in one transaction (nothing is written when any insert fails).
     public func createRatingTask(_ task: RatingTask, items: [RatingItem]) throws -> RatingTask {
-        try dbPool.write { db in
+        try write { db in
             if try RatingTask.filter(Column("name") == task.name).fetchCount(db) > 0 {
                 throw RatingStoreError.taskExists(task.name)
             }
@@ -221,7 +221,7 @@ extension RunStore {
     /// who quit never blocks another. `session` names this sitting on the assignment.
     public func nextRatingItem(taskId: Int64, rater: String, passed: Set<Int64> = [], at date: Date = Date(),
                                session: String? = nil, expireAfter: TimeInterval = RunStore.assignmentTimeout) throws -> RatingItem? {
-        try dbPool.write { db in
+        try write { db in
             _ = try Self.releaseAbandoned(db, taskId: taskId, rater: rater, cutoff: date.addingTimeInterval(-expireAfter))
             let unanswered = """
                 NOT EXISTS (SELECT 1 FROM rating r WHERE r.itemId = i.id AND r.rater = :rater AND r.undone = 0 AND r.vote != 'skip')
@@ -258,7 +258,7 @@ extension RunStore {
 
     /// Commits one answer (the transaction ends before this returns) and returns it with its id.
     public func record(rating: Rating) throws -> Rating {
-        try dbPool.write { db in
+        try write { db in
             var rating = rating
             try rating.insert(db)
             return rating
@@ -267,7 +267,7 @@ extension RunStore {
 
     /// Marks `rater`'s newest live answer in task `taskId` undone and returns it (nil: nothing to undo).
     public func undoLastRating(taskId: Int64, rater: String) throws -> Rating? {
-        try dbPool.write { db in
+        try write { db in
             guard var last = try Rating.fetchOne(db, sql: """
                 SELECT r.* FROM rating r JOIN ratingItem i ON i.id = r.itemId
                 WHERE i.ratingTaskId = ? AND r.rater = ? AND r.undone = 0 ORDER BY r.id DESC LIMIT 1
@@ -311,7 +311,7 @@ extension RunStore {
 extension RunStore {
     /// Sets the strength of answer `ratingId` (a strength key pressed right after the vote).
     public func setStrength(ratingId: Int64, strength: Int) throws {
-        try dbPool.write { db in
+        try write { db in
             try Rating.filter(key: ratingId).updateAll(db, Column("strength").set(to: strength))
             if db.changesCount == 0 { throw StoreError.notFound(table: "rating", id: ratingId) }
         }

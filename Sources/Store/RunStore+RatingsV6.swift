@@ -82,7 +82,7 @@ extension RunStore {
 
     /// The options a task's candidates were made with (`ratingTask.options`), as stored JSON.
     public func setRatingTaskOptions(taskId: Int64, options: String) throws {
-        try dbPool.write { db in
+        try write { db in
             try db.execute(sql: "UPDATE ratingTask SET options = ? WHERE id = ?", arguments: [options, taskId])
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import TensorCore
 
 /// Errors of the run store a user can act on.
 public enum StoreError: Error, CustomStringConvertible {
@@ -7,6 +8,12 @@ public enum StoreError: Error, CustomStringConvertible {
     case notFound(table: String, id: Int64)
     /// A status change the lifecycle does not allow (e.g. finishing a completed stage).
     case invalidTransition(table: String, id: Int64, from: Status, to: Status)
+    /// The file at `path` is not a Rein store; it was left as it was.
+    case notAStore(path: String, reason: String)
+    /// The store was written by a newer Rein (migrations this build does not know); left as it was.
+    case newerSchema(path: String, unknownMigrations: [String])
+    /// A write transaction failed to commit (and was rolled back).
+    case writeFailed(path: String, reason: String)
 
     /// A message naming the row and what went wrong.
     public var description: String {
@@ -15,6 +22,13 @@ public enum StoreError: Error, CustomStringConvertible {
             "no \(table) with id \(id) in the store"
         case let .invalidTransition(table, id, from, to):
             "\(table) \(id) is \(from.rawValue) and cannot become \(to.rawValue)"
+        case let .notAStore(path, reason):
+            "\(path) is not a Rein run store: \(reason); it was not changed"
+        case let .newerSchema(path, unknown):
+            "\(path) was written by a newer Rein (schema \(unknown.joined(separator: ", ")), unknown to this build); "
+                + "it was not changed: use a newer rein or another store"
+        case let .writeFailed(path, reason):
+            "cannot write the run store \(path): \(reason); the transaction was rolled back"
         }
     }
 }
@@ -39,8 +53,54 @@ public final class RunStore: Sendable {
         config.busyMode = .timeout(busyTimeout)
         config.foreignKeysEnabled = true
         self.path = path
+        try Self.refuseForeignFile(path, busyTimeout: busyTimeout)
         dbPool = try DatabasePool(path: path, configuration: config)
-        try Self.migrate(dbPool)
+        try Self.migrate(dbPool, path: path)
+    }
+
+    /// A write transaction. Its commit is a fault point (``IOFaults``): an injected fault rolls the
+    /// transaction back and throws, as a failed commit does.
+    func write<T>(_ updates: (Database) throws -> T) throws -> T {
+        try dbPool.write { db in
+            let result = try updates(db)
+            if IOFaults.inject("commit \(path)") { throw StoreError.writeFailed(path: path, reason: IOFaults.injectedReason) }
+            return result
+        }
+    }
+
+    /// Refuses, before the pool opens it (which writes to it: GRDB makes the WAL non-empty), a file
+    /// that is not an SQLite database, holds tables but not Rein's migrations, or was migrated by a
+    /// newer Rein. It is inspected through a read-only connection, so it is left as it was.
+    static func refuseForeignFile(_ path: String, busyTimeout: TimeInterval) throws {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return }   // a new store
+        let header = (try? handle.read(upToCount: 100)) ?? Data()
+        try? handle.close()
+        guard !header.isEmpty else { return }
+        guard header.count == 100, header.prefix(16) == Data("SQLite format 3\0".utf8) else {
+            throw StoreError.notAStore(path: path, reason: "not an SQLite database")
+        }
+        var config = Configuration()
+        config.readonly = true
+        config.busyMode = .timeout(busyTimeout)   // another process may be writing it
+        let queue = try DatabaseQueue(path: path, configuration: config)
+        defer { try? queue.close() }
+        try queue.read { db in try refuseForeignSchema(db, path: path) }
+    }
+
+    /// Refuses a database with tables but no record of Rein's migrations, or with migrations this
+    /// build does not know.
+    static func refuseForeignSchema(_ db: Database, path: String) throws {
+        guard try !db.tableExists("grdb_migrations") else {
+            guard try migrator.hasBeenSuperseded(db) else { return }
+            let known = Set(migrator.migrations)
+            let unknown = try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations").filter { !known.contains($0) }
+            throw StoreError.newerSchema(path: path, unknownMigrations: unknown.sorted())
+        }
+        let tables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        guard tables.isEmpty else {
+            let shown = tables.prefix(5).joined(separator: ", ") + (tables.count > 5 ? ", ..." : "")
+            throw StoreError.notAStore(path: path, reason: "an SQLite database with other tables (\(shown))")
+        }
     }
 
     // MARK: - Schema
@@ -264,8 +324,9 @@ public final class RunStore: Sendable {
 
     /// Runs pending migrations. Two processes opening a new file at once can both see "v1" pending;
     /// the loser's migration fails once the winner commits, and the retry finds nothing to do.
-    private static func migrate(_ writer: DatabasePool) throws {
+    private static func migrate(_ writer: DatabasePool, path: String) throws {
         let migrator = Self.migrator
+        try writer.read { db in try refuseForeignSchema(db, path: path) }   // a file another process just made
         var attempt = 0
         while true {
             do {
@@ -290,7 +351,7 @@ public final class RunStore: Sendable {
     public func createRun(name: String, recipe: String, seed: Int64, outputDir: String? = nil,
                           pid: Int64? = Int64(ProcessInfo.processInfo.processIdentifier),
                           host: String? = ProcessInfo.processInfo.hostName, startedAt: Date = Date()) throws -> Run {
-        try dbPool.write { db in
+        try write { db in
             var run = Run(name: name, recipe: recipe, seed: seed, status: .running, startedAt: startedAt,
                           outputDir: outputDir, pid: pid, host: host)
             try run.insert(db)
@@ -313,7 +374,7 @@ public final class RunStore: Sendable {
     @discardableResult
     public func resumeRun(_ id: Int64, pid: Int64 = Int64(ProcessInfo.processInfo.processIdentifier),
                           host: String = ProcessInfo.processInfo.hostName) throws -> Run {
-        try dbPool.write { db in
+        try write { db in
             guard var run = try Run.fetchOne(db, key: id) else { throw StoreError.notFound(table: "run", id: id) }
             guard run.status != .completed else {
                 throw StoreError.invalidTransition(table: "run", id: id, from: run.status, to: .running)
@@ -336,7 +397,7 @@ public final class RunStore: Sendable {
     /// setting `finishedAt` for end states and clearing it on resume.
     @discardableResult
     public func setRunStatus(_ id: Int64, _ status: Status, at date: Date = Date()) throws -> Run {
-        try dbPool.write { db in
+        try write { db in
             guard var run = try Run.fetchOne(db, key: id) else { throw StoreError.notFound(table: "run", id: id) }
             guard run.status.canMove(to: status) else {
                 throw StoreError.invalidTransition(table: "run", id: id, from: run.status, to: status)
@@ -370,7 +431,7 @@ public final class RunStore: Sendable {
     public func createStage(runId: Int64, stageKey: String, kind: String, configJSON: String, configHash: String,
                             status: Status = .running, outputPath: String? = nil, reusedStageId: Int64? = nil,
                             checkpointPath: String? = nil, startedAt: Date = Date()) throws -> Stage {
-        try dbPool.write { db in
+        try write { db in
             var stage = Stage(runId: runId, stageKey: stageKey, kind: kind, configJSON: configJSON,
                               configHash: configHash, status: status, checkpointPath: checkpointPath, startedAt: startedAt,
                               finishedAt: status == .running ? nil : startedAt, outputPath: outputPath,
@@ -384,7 +445,7 @@ public final class RunStore: Sendable {
     /// with the given config (for a stage rerun inside a resumed run after its inputs changed).
     @discardableResult
     public func restartStage(_ id: Int64, configJSON: String, configHash: String, at date: Date = Date()) throws -> Stage {
-        try dbPool.write { db in
+        try write { db in
             guard var stage = try Stage.fetchOne(db, key: id) else { throw StoreError.notFound(table: "stage", id: id) }
             try Metric.filter(Column("stageId") == id).deleteAll(db)
             try Checkpoint.filter(Column("stageId") == id).deleteAll(db)
@@ -404,7 +465,7 @@ public final class RunStore: Sendable {
 
     /// Records what stage `id` produced for later stages.
     public func setStageOutput(_ id: Int64, path: String) throws {
-        try dbPool.write { db in
+        try write { db in
             try Stage.filter(key: id).updateAll(db, Column("outputPath").set(to: path))
             if db.changesCount == 0 { throw StoreError.notFound(table: "stage", id: id) }
         }
@@ -413,7 +474,7 @@ public final class RunStore: Sendable {
     /// Records a checkpoint of stage `stageId` (replacing a row with the same kind and step) and,
     /// for `last`, makes it the stage's resume point.
     public func recordCheckpoint(stageId: Int64, kind: String, step: Int, path: String, at date: Date = Date()) throws {
-        try dbPool.write { db in
+        try write { db in
             try Checkpoint(stageId: stageId, kind: kind, step: step, path: path, createdAt: date).upsert(db)
             if kind == "last" {
                 try Stage.filter(key: stageId).updateAll(db, Column("checkpointPath").set(to: path))
@@ -432,7 +493,7 @@ public final class RunStore: Sendable {
     @discardableResult
     public func setStageStatus(_ id: Int64, _ status: Status, checkpointPath: String? = nil,
                                at date: Date = Date()) throws -> Stage {
-        try dbPool.write { db in
+        try write { db in
             guard var stage = try Stage.fetchOne(db, key: id) else { throw StoreError.notFound(table: "stage", id: id) }
             guard stage.status.canMove(to: status) else {
                 throw StoreError.invalidTransition(table: "stage", id: id, from: stage.status, to: status)
@@ -447,7 +508,7 @@ public final class RunStore: Sendable {
 
     /// Records the latest checkpoint of a stage (resume point) without changing its status.
     public func setCheckpoint(stageId: Int64, path: String) throws {
-        try dbPool.write { db in
+        try write { db in
             try Stage.filter(key: stageId).updateAll(db, Column("checkpointPath").set(to: path))
             if db.changesCount == 0 { throw StoreError.notFound(table: "stage", id: stageId) }
         }
@@ -476,7 +537,7 @@ public final class RunStore: Sendable {
     /// value, so a resumed stage re-logging a step leaves no duplicates.
     public func record(metrics: [Metric]) throws {
         guard !metrics.isEmpty else { return }
-        try dbPool.write { db in
+        try write { db in
             for metric in metrics { try metric.upsert(db) }
         }
     }
@@ -498,7 +559,7 @@ public final class RunStore: Sendable {
     /// Inserts `rollouts` in one transaction, replacing rows with the same (stageId, phase, step, idx).
     public func record(rollouts: [Rollout]) throws {
         guard !rollouts.isEmpty else { return }
-        try dbPool.write { db in
+        try write { db in
             for rollout in rollouts { try rollout.upsert(db) }
         }
     }
@@ -516,7 +577,7 @@ public final class RunStore: Sendable {
 
     /// Inserts a comparison and returns it with its id.
     public func add(_ comparison: Comparison) throws -> Comparison {
-        try dbPool.write { db in
+        try write { db in
             var comparison = comparison
             try comparison.insert(db)
             return comparison

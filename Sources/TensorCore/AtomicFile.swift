@@ -48,10 +48,11 @@ public enum AtomicFile {
         var closed = false
         do throws(AtomicFileError) {
             try body(Writer(fd: fd, url: url))
-            guard fsync(fd) == 0 else { throw AtomicFileError(url: url, reason: "fsync: " + systemError()) }
+            if IOFaults.inject("write \(url.path)") { throw AtomicFileError(url: url, reason: systemError()) }
+            guard !IOFaults.inject("fsync \(url.path)"), fsync(fd) == 0 else { throw AtomicFileError(url: url, reason: "fsync: " + systemError()) }
             closed = true
             guard close(fd) == 0 else { throw AtomicFileError(url: url, reason: "close: " + systemError()) }
-            guard rename(temporary.path, url.path) == 0 else {
+            guard !IOFaults.inject("rename \(url.path)"), rename(temporary.path, url.path) == 0 else {
                 throw AtomicFileError(url: url, reason: "rename: " + systemError())
             }
         } catch {
@@ -65,6 +66,12 @@ public enum AtomicFile {
             fsync(dirFD)
             close(dirFD)
         }
+    }
+
+    /// Creates `url` (replacing any file there) holding `data`, atomically.
+    public static func write(_ data: Data, to url: URL) throws(AtomicFileError) {
+        let bytes = [UInt8](data)
+        try write(to: url) { file throws(AtomicFileError) in try file.write(contentsOf: bytes) }
     }
 
     fileprivate static func systemError() -> String { String(cString: strerror(errno)) }

@@ -145,12 +145,12 @@ public final class Checkpointer {
         if Self.fileType(url.path) == S_IFDIR {
             let step = Self.storedStep(url) ?? 0
             let moved = Self.freshVersion(name, step: step, in: parent)
-            guard rename(url.path, parent.appendingPathComponent(moved).path) == 0 else { throw failure("moving the old checkpoint aside") }
+            guard !IOFaults.inject("rename \(url.path)"), rename(url.path, parent.appendingPathComponent(moved).path) == 0 else { throw failure("moving the old checkpoint aside") }
             try reached("moved the old checkpoint aside")
         }
         let versionName = Self.freshVersion(name, step: state.step, in: parent)
         let version = parent.appendingPathComponent(versionName)
-        guard mkdir(version.path, 0o755) == 0 else { throw failure("creating \(versionName)") }
+        guard !IOFaults.inject("mkdir \(version.path)"), mkdir(version.path, 0o755) == 0 else { throw failure("creating \(versionName)") }
         try reached("created \(versionName)")
 
         var stored = StoredCheckpoint(format: Self.format, step: state.step, rng: state.rng, dataPosition: state.dataPosition,
@@ -191,9 +191,9 @@ public final class Checkpointer {
         // The switch: a new link beside the old name, renamed over it in one step.
         let link = parent.appendingPathComponent(".\(name).link-\(getpid())")
         unlink(link.path)
-        guard symlink(versionName, link.path) == 0 else { throw failure("linking \(versionName)") }
+        guard !IOFaults.inject("symlink \(link.path)"), symlink(versionName, link.path) == 0 else { throw failure("linking \(versionName)") }
         try reached("created the new link")
-        guard rename(link.path, url.path) == 0 else {
+        guard !IOFaults.inject("rename \(url.path)"), rename(link.path, url.path) == 0 else {
             let error = failure("switching \(name) to \(versionName)")
             unlink(link.path)
             throw error
@@ -368,6 +368,7 @@ public final class Checkpointer {
     /// Flushes a directory's entries to disk (file systems that cannot sync a directory count as
     /// done).
     static func syncDirectory(_ path: String) -> Bool {
+        if IOFaults.inject("fsync \(path)") { return false }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return false }
         defer { close(fd) }

@@ -136,7 +136,7 @@ private func close(_ a: Double?, _ b: Double?) -> Bool {
 }
 
 /// Expects the same metric rows (within 1e-6 relative), naming the first few differences.
-private func expectSameMetrics(_ actual: [String: Double], _ expected: [String: Double], _ what: String) {
+func expectSameMetrics(_ actual: [String: Double], _ expected: [String: Double], _ what: String) {
     #expect(Set(actual.keys) == Set(expected.keys),
             "\(what): metric keys differ: missing \(Set(expected.keys).subtracting(actual.keys).sorted().prefix(8)), extra \(Set(actual.keys).subtracting(expected.keys).sorted().prefix(8))")
     let differing = expected.keys.sorted { a, b in
@@ -147,7 +147,7 @@ private func expectSameMetrics(_ actual: [String: Double], _ expected: [String: 
 }
 
 /// Expects the same rollout rows, in the same order, nothing repeated.
-private func expectSameRollouts(_ actual: [Rollout], _ expected: [Rollout], _ what: String) {
+func expectSameRollouts(_ actual: [Rollout], _ expected: [Rollout], _ what: String) {
     #expect(Set(actual.map { "\($0.phase) \($0.step) \($0.idx)" }).count == actual.count, "\(what): a (phase, step, idx) rollout appears twice")
     #expect(actual.count == expected.count, "\(what): \(actual.count) rollouts, expected \(expected.count)")
     for (a, e) in zip(actual, expected) {

@@ -43,8 +43,9 @@ func runsExportWritesOneSortedKeyJSONObjectPerMetricAndRollout() throws {
     #expect(lines[2].contains(#""prompt":"Say \"hi\"\\n\nthen a/b""#))  // quotes and line breaks escaped, slashes not
 }
 
-/// Runs `rein ARGS` in `directory`: its exit status, stdout and stderr (through files, so no pipe fills up).
-func runReinCapturing(_ arguments: [String], in directory: URL) throws -> (status: Int32, stdout: String, stderr: String) {
+/// Runs `rein ARGS` in `directory`, with `environment` added to the test's: its exit status, stdout
+/// and stderr (through files, so no pipe fills up).
+func runReinCapturing(_ arguments: [String], in directory: URL, environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
     let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("rein-out-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: scratch) }
@@ -56,6 +57,7 @@ func runReinCapturing(_ arguments: [String], in directory: URL) throws -> (statu
     process.executableURL = reinBinary
     process.arguments = arguments
     process.currentDirectoryURL = directory
+    if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     process.standardOutput = out
     process.standardError = err
     try process.run()

@@ -1,5 +1,6 @@
 import Evaluation
 import Foundation
+import TensorCore
 import Report
 import Store
 import Yams
@@ -171,10 +172,10 @@ extension StageKinds {
         do { summary = try engine.run() } catch let error as CompareError { throw RunnerError(error.description) }
         for line in summary.textLines() { c.note(line) }
         try FileManager.default.createDirectory(at: c.output, withIntermediateDirectories: true)
-        try Data(Recipe.canonicalJSON(summary).utf8).write(to: c.output.appendingPathComponent("comparison.json"), options: .atomic)
+        try AtomicFile.write(Data(Recipe.canonicalJSON(summary).utf8), to: c.output.appendingPathComponent("comparison.json"))
         if let session = try store.compareSession(summary.sessionId) {
             let html = try ReportRenderer.render(comparison: ComparisonReportData(summary: summary, session: session), store: store)
-            try Data(html.utf8).write(to: c.output.appendingPathComponent("report.html"), options: .atomic)
+            try AtomicFile.write(Data(html.utf8), to: c.output.appendingPathComponent("report.html"))
             c.note("compare: wrote \(c.output.appendingPathComponent("report.html").path)")
         }
         var facts: [String: Double] = ["compare/session": Double(summary.sessionId), "compare/prompts": Double(summary.promptCount)]

@@ -1,5 +1,6 @@
 import Datasets
 import Foundation
+import TensorCore
 import Store
 import Tokenizers
 import Store
@@ -134,7 +135,7 @@ extension StageKinds {
                                  specialTokens: config.specialTokens, preTokenizer: preTokenizer)
         let tokenizer = try trainer.train(on: texts)
         try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
-        try tokenizer.save(tokenizerJSON: output.appendingPathComponent("tokenizer.json"))
+        try AtomicFile.write(tokenizer.tokenizerJSON(), to: output.appendingPathComponent("tokenizer.json"))
         let bytes = texts.reduce(0) { $0 + $1.utf8.count }
         let sample = texts.prefix(2000)
         let sampleBytes = sample.reduce(0) { $0 + $1.utf8.count }

@@ -208,7 +208,7 @@ extension StageKinds {
         let encoder = JSONLinesEncoder()
         for (name, lines) in [("prefs.jsonl", training), ("prefs_valid.jsonl", validation)] {
             let text = try lines.map { try encoder.line($0) + "\n" }.joined()
-            try Data(text.utf8).write(to: c.output.appendingPathComponent(name), options: .atomic)
+            try AtomicFile.write(Data(text.utf8), to: c.output.appendingPathComponent(name))
         }
         func mean(_ values: [Double]) -> Double { values.isEmpty ? 0 : values.reduce(0, +) / Double(values.count) }
         return [

@@ -250,6 +250,9 @@ struct OnlineRLLoop {
             try LanguageModel(model: c.model, tokenizer: c.lm.tokenizer, chatTemplate: c.lm.chatTemplate, source: final.path).save(to: partial)
         }
         try? fm.removeItem(at: final)
+        if IOFaults.inject("rename \(final.path)") {
+            throw RunnerError("cannot export the model after update \(update) to \(final.path): \(IOFaults.injectedReason)")
+        }
         try fm.moveItem(at: partial, to: final)
         try c.onCheckpoint?("model", update, final)
     }

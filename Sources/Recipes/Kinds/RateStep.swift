@@ -172,7 +172,7 @@ extension StageKinds {
         struct Line: Encodable { var prompt: String, responses: [String], sources: [String] }
         let text = try items.filter { $0.gold == nil }.map { try encoder.line(Line(prompt: $0.prompt, responses: $0.responses, sources: $0.sources)) + "\n" }
         try FileManager.default.createDirectory(at: c.output, withIntermediateDirectories: true)
-        try Data(text.joined().utf8).write(to: c.output.appendingPathComponent("candidates.jsonl"), options: .atomic)
+        try AtomicFile.write(Data(text.joined().utf8), to: c.output.appendingPathComponent("candidates.jsonl"))
 
         let answers = try store.answerCount(taskId: task.id!)
         let needed = config.minRatings ?? 1

@@ -87,7 +87,7 @@ extension StageKinds {
             // Later stages (PPO, judges) normalize scores with the reward model's own statistics.
             let stats = try JSONSerialization.data(withJSONObject: ["mean": mean, "std": std, "split": "validation"],
                                                    options: [.prettyPrinted, .sortedKeys])
-            try stats.write(to: directory.appendingPathComponent("reward_stats.json"), options: .atomic)
+            try AtomicFile.write(stats, to: directory.appendingPathComponent("reward_stats.json"))
         },
         summary: [SummaryMetric("eval/accuracy", "validation accuracy", percent: true), SummaryMetric("eval/margin", "margin")])
 
