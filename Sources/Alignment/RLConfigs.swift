@@ -1,4 +1,5 @@
 import Foundation
+import TensorCore
 
 /// The settings of online RL on sampled responses, shared by PPO and the critic-free methods, with
 /// TRL's names and defaults. The trainers arrive with the PPO issue; the recipe checker already
@@ -29,12 +30,19 @@ public struct RolloutArguments: Codable, Equatable, Sendable {
     /// Every N updates the policy is also exported as a model (`steps/N`, LoRA merged), which
     /// `rein compare` takes as `stage:ID@N` and draws on the reward-vs-KL frontier (0: never).
     public var exportSteps: Int = 0
+    /// Weights of the copy of the policy that samples the rollouts (refreshed from the fp32 policy
+    /// before each rollout), of a separate frozen `ref_model`, and of the reward model when it
+    /// scores; nil is fp32 (see docs/precision.md).
+    public var rolloutPrecision: WeightPrecision?
+    public var refPrecision: WeightPrecision?
+    public var rewardPrecision: WeightPrecision?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case responseLength = "response_length", temperature, missingEOSPenalty = "missing_eos_penalty"
         case numMiniBatches = "num_mini_batches", topK = "top_k", topP = "top_p", totalEpisodes = "total_episodes"
         case judge, normalizeReward = "normalize_reward", rewardClip = "reward_clip", evalJudge = "eval_judge"
         case exportSteps = "export_steps"
+        case rolloutPrecision = "rollout_precision", refPrecision = "ref_precision", rewardPrecision = "reward_precision"
     }
     public init() {}
     public init(from decoder: Decoder) throws {
@@ -51,6 +59,9 @@ public struct RolloutArguments: Codable, Equatable, Sendable {
         rewardClip = try c.decodeIfPresent(Double.self, forKey: .rewardClip)
         evalJudge = try c.decodeIfPresent(String.self, forKey: .evalJudge)
         exportSteps = try c.decodeIfPresent(Int.self, forKey: .exportSteps) ?? 0
+        rolloutPrecision = try c.decodeIfPresent(WeightPrecision.self, forKey: .rolloutPrecision)
+        refPrecision = try c.decodeIfPresent(WeightPrecision.self, forKey: .refPrecision)
+        rewardPrecision = try c.decodeIfPresent(WeightPrecision.self, forKey: .rewardPrecision)
     }
     public static var keys: [String] { CodingKeys.allCases.map(\.rawValue) }
 }

@@ -442,9 +442,9 @@ public final class GGUFFile: @unchecked Sendable {
             throw .unsupportedType(file: url.path, tensor: name, type: info.type)
         }
         let kernel: (UnsafeRawPointer, UnsafeMutablePointer<Float>, Int) -> Void = switch info.type {
-        case .q8_0: dequantizeQ8_0
-        case .q4_0: dequantizeQ4_0
-        case .q4_1: dequantizeQ4_1
+        case .q8_0: GGMLBlocks.dequantizeQ8_0
+        case .q4_0: GGMLBlocks.dequantizeQ4_0
+        case .q4_1: GGMLBlocks.dequantizeQ4_1
         case .f16: { HalfFloat.convertF16($0, to: $1, count: $2) }
         case .bf16: { HalfFloat.convertBF16($0, to: $1, count: $2) }
         default: { UnsafeMutableRawPointer($1).copyMemory(from: $0, byteCount: $2 &* 4) }
@@ -661,48 +661,3 @@ private func inChunks(_ n: Int, grain: Int, _ body: (Int, Int) -> Void) {
     }
 }
 
-@inline(__always)
-private func halfAt(_ p: UnsafeRawPointer, _ byteOffset: Int) -> Float {
-    HalfFloat.float(fromF16: UInt16(littleEndian: p.loadUnaligned(fromByteOffset: byteOffset, as: UInt16.self)))
-}
-
-/// `blocks` Q8_0 blocks (34 bytes: fp16 d, 32 x int8 q) to 32 floats each: d * q.
-private func dequantizeQ8_0(_ source: UnsafeRawPointer, _ out: UnsafeMutablePointer<Float>, _ blocks: Int) {
-    for b in 0..<blocks {
-        let block = source + b &* 34
-        let d = halfAt(block, 0)
-        let y = out + b &* 32
-        for j in 0..<32 { y[j] = d * Float(block.load(fromByteOffset: 2 &+ j, as: Int8.self)) }
-    }
-}
-
-/// `blocks` Q4_0 blocks (18 bytes: fp16 d, 16 bytes of nibbles) to 32 floats each: d * (q - 8),
-/// low nibbles first (elements 0-15), then high nibbles (16-31).
-private func dequantizeQ4_0(_ source: UnsafeRawPointer, _ out: UnsafeMutablePointer<Float>, _ blocks: Int) {
-    for b in 0..<blocks {
-        let block = source + b &* 18
-        let d = halfAt(block, 0)
-        let y = out + b &* 32
-        for j in 0..<16 {
-            let q = block.load(fromByteOffset: 2 &+ j, as: UInt8.self)
-            y[j] = d * Float(Int32(q & 0x0F) &- 8)
-            y[j &+ 16] = d * Float(Int32(q >> 4) &- 8)
-        }
-    }
-}
-
-/// `blocks` Q4_1 blocks (20 bytes: fp16 d, fp16 m, 16 bytes of nibbles) to 32 floats each:
-/// d * q + m, low nibbles first (elements 0-15), then high nibbles (16-31).
-private func dequantizeQ4_1(_ source: UnsafeRawPointer, _ out: UnsafeMutablePointer<Float>, _ blocks: Int) {
-    for b in 0..<blocks {
-        let block = source + b &* 20
-        let d = halfAt(block, 0)
-        let m = halfAt(block, 2)
-        let y = out + b &* 32
-        for j in 0..<16 {
-            let q = block.load(fromByteOffset: 4 &+ j, as: UInt8.self)
-            y[j] = d * Float(q & 0x0F) + m
-            y[j &+ 16] = d * Float(q >> 4) + m
-        }
-    }
-}

@@ -52,6 +52,8 @@ public final class DecoderModel {
     public var adaptersEnabled = true
     /// Draws LoRA dropout masks while training; nil (the default) disables dropout, as inference wants.
     public var dropoutRNG: RNG?
+    /// Low-precision copies of the linear weights for forward passes (see InferencePrecision.swift).
+    public internal(set) var inferenceWeights: InferenceWeights?
 
     /// A model with parameters initialized as the reference implementations do: N(0, 0.02) for
     /// weights (residual projections of GPT-2 scaled by 1/√(2·layers)), zero biases, unit norms.
@@ -191,8 +193,9 @@ public final class DecoderModel {
         let eps = Float(config.normEps)
         // A decoding step (a cache, few rows) reads each weight once with the few-row kernel.
         let fewRows = cache != nil && SkinnyMatmul.applies(rows: B * T, k: C, n: C)
+        let lowPrecision = usesInferenceWeights(generating: cache != nil)
         func project(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
-            self.project(x, weight: weight, bias: bias, fewRows: fewRows)
+            self.project(x, weight: weight, bias: bias, fewRows: fewRows, lowPrecision: lowPrecision)
         }
         for (i, blk) in blocks.enumerated() {
             func attend(_ q: Tensor, _ k: Tensor, _ v: Tensor) -> Tensor {
@@ -228,11 +231,22 @@ public final class DecoderModel {
     }
 
     /// Next-token logits `[..., V]` from hidden states.
-    public func logits(hidden: Tensor) -> Tensor { linear(hidden, weight: lmHead) }
+    public func logits(hidden: Tensor) -> Tensor {
+        if usesInferenceWeights(generating: false), let copy = inferenceCopy(of: lmHead, input: hidden) {
+            return lowPrecisionLinear(hidden, weight: copy)
+        }
+        return linear(hidden, weight: lmHead)
+    }
 
     /// Next-token logits `[..., V]` for inference (a decoding step): few rows go through the
     /// few-row kernel (``inferenceLinear(_:weight:bias:)``), which records no gradient.
-    public func inferenceLogits(hidden: Tensor) -> Tensor { inferenceLinear(hidden, weight: lmHead) }
+    /// With an inference copy the LM head is its low-precision matrix (the generator calls this).
+    public func inferenceLogits(hidden: Tensor) -> Tensor {
+        if usesInferenceWeights(generating: true), let copy = inferenceCopy(of: lmHead, input: hidden) {
+            return lowPrecisionLinear(hidden, weight: copy)
+        }
+        return inferenceLinear(hidden, weight: lmHead)
+    }
 
     /// Next-token logits `[B, T, V]`.
     public func logits(ids: [Int32], batch B: Int, length T: Int, attentionMask: [Float]? = nil,

@@ -63,12 +63,14 @@ public enum LoRAError: Error, CustomStringConvertible {
 
 extension DecoderModel {
     /// x·Wᵀ + b, plus the adapter's low-rank update when W has one; `fewRows` (a decoding step)
-    /// takes the few-row inference kernel.
-    func project(_ x: Tensor, weight: Tensor, bias: Tensor?, fewRows: Bool = false) -> Tensor {
+    /// takes the few-row inference kernel, `lowPrecision` W's inference copy when it has one (the
+    /// adapters stay fp32).
+    func project(_ x: Tensor, weight: Tensor, bias: Tensor?, fewRows: Bool = false, lowPrecision: Bool = false) -> Tensor {
         func dense(_ x: Tensor, _ w: Tensor, _ b: Tensor?) -> Tensor {
             fewRows ? inferenceLinear(x, weight: w, bias: b) : linear(x, weight: w, bias: b)
         }
-        let y = dense(x, weight, bias)
+        let copy = lowPrecision ? inferenceCopy(of: weight, input: x, bias: bias) : nil
+        let y = copy.map { lowPrecisionLinear(x, weight: $0, bias: bias) } ?? dense(x, weight, bias)
         guard adaptersEnabled, let adapter = adapters[ObjectIdentifier(weight)] else { return y }
         var input = x
         if adapter.dropout > 0, var rng = dropoutRNG {

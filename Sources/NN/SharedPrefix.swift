@@ -23,6 +23,10 @@ extension DecoderModel {
                      && prefixOf.count == B && prefixOf.allSatisfy { $0 >= 0 && $0 < U },
                      "sharedPrefixHiddenStates: suffix inputs for \(B) x \(R) over \(U) prefixes")
         let C = config.hiddenSize, eps = Float(config.normEps), H = config.heads, Hkv = config.kvHeads
+        let lowPrecision = usesInferenceWeights(generating: false)
+        func project(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
+            self.project(x, weight: weight, bias: bias, lowPrecision: lowPrecision)
+        }
         func embedded(_ ids: [Int32], _ pos: [Int32], _ n: Int, _ T: Int) -> Tensor {
             var h = embedding(embed, ids: ids)
             if let positionEmbed { h = h + embedding(positionEmbed, ids: pos) }

@@ -36,6 +36,12 @@ struct BenchDecode: ParsableCommand {
     @Flag(help: "Skip the per-shape kernel table.")
     var generationOnly = false
 
+    @Option(help: "Lower precisions to measure beside fp32 (bf16, q8_0; none: --precisions fp32).")
+    var precisions: [WeightPrecision] = [.bf16, .q8_0]
+
+    @Flag(help: "Skip the sgemm path of the generation runs.")
+    var noSgemm = false
+
     func run() throws {
         options.apply()
         options.printHeader()
@@ -58,6 +64,31 @@ struct BenchDecode: ParsableCommand {
                     }
                 }
             }
+            let lower = precisions.filter { $0 != .fp32 }
+            for shape in shapes where !lower.isEmpty {
+                print("")
+                print("\(shape.label): lower-precision weights, X[m x k] . W^T (W read cold); GB/s of the bytes stored, % of the roofline at that precision, speed-up over the fp32 kernel")
+                print("weight             k x n         m   fp32 GB/s     %" + lower.map { p in
+                    "   \(p.rawValue.padding(toLength: 4, withPad: " ", startingAt: 0)) GB/s     %   x fp32" }.joined())
+                for (name, k, n) in Self.weightShapes(shape.config) {
+                    for m in rows {
+                        var line = "\(name.padding(toLength: 16, withPad: " ", startingAt: 0)) \(fmt(Double(k), 5, 0)) x \(fmt(Double(n), 5, 0))  \(fmt(Double(m), 4, 0))"
+                        var fp32Seconds: [Double] = []
+                        var columns = ""
+                        for p in lower where LowPrecisionMatrix.supports(p, columns: k) {
+                            let r = CoreBenchmark.lowPrecision(m: m, k: k, n: n, precision: p, repeats: repeats)
+                            fp32Seconds.append(r.fp32Seconds)
+                            let rate = r.weightBytes / r.seconds * 1e-9
+                            columns += "  \(fmt(rate, 10, 1))  \(fmt(100 * rate / machine.weightRate(rows: m, bytesPerWeight: p.bytesPerWeight), 4, 0))"
+                                + "  \(fmt(r.fp32Seconds / r.seconds, 7, 2))"
+                        }
+                        guard !fp32Seconds.isEmpty else { continue }
+                        let fp32Rate = Double(k * n * 4) / median(fp32Seconds) * 1e-9
+                        line += "  \(fmt(fp32Rate, 10, 1))  \(fmt(100 * fp32Rate / machine.weightRate(rows: m), 4, 0))" + columns
+                        print(line)
+                    }
+                }
+            }
             // The machine again: a reading lowered by a noisy moment is replaced by the better one.
             let again = MachineRoofline.measure(quick: options.quick)
             machine = machine.best(again)
@@ -70,27 +101,38 @@ struct BenchDecode: ParsableCommand {
             let gen = Generator(model: model)
             print("")
             print("\(shape.label), random weights, 16 + 64 tokens, greedy, medians of \(options.quick ? 3 : 7):")
-            print("batch   path      decode steps tok/s   % of roofline   whole call tok/s   % of roofline")
+            print("batch   path      decode steps tok/s   % of roofline   whole call tok/s   % of roofline   x fp32 (steps)")
             for B in batches {
                 let prompts = (0..<B).map { _ in (0..<16).map { _ in Int32(rng.int(below: shape.config.vocabSize)) } }
-                let roof = DecodeRoofline(config: shape.config, batch: B, prompt: 16, newTokens: 64, machine: machine)
                 var runs: [String: [(steps: Double, whole: Double)]] = [:]
-                let paths: [(String, Bool)] = [("kernel", true), ("sgemm", false)]
+                // "kernel" is fp32 with the few-row kernel; a precision path decodes with that inference copy.
+                typealias Path = (name: String, kernel: Bool, precision: WeightPrecision)
+                var paths: [Path] = [(name: "kernel", kernel: true, precision: WeightPrecision.fp32)]
+                if !noSgemm { paths.append((name: "sgemm", kernel: false, precision: WeightPrecision.fp32)) }
+                for p in precisions where p != .fp32 { paths.append((name: p.rawValue, kernel: true, precision: p)) }
                 for round in 0..<(options.quick ? 4 : 8) {
-                    for (path, enabled) in paths {
-                        let t = SkinnyMatmul.$isEnabled.withValue(enabled) { Self.timeGeneration(gen, prompts: prompts) }
-                        if round > 0 { runs[path, default: []].append(t) }   // round 0 warms up
+                    for path in paths {
+                        model.setInferencePrecision(path.precision, scope: .generation)
+                        let t = SkinnyMatmul.$isEnabled.withValue(path.kernel) { Self.timeGeneration(gen, prompts: prompts) }
+                        if round > 0 { runs[path.name, default: []].append(t) }   // round 0 warms up
                     }
                 }
-                for (path, _) in paths {
-                    let steps = median(runs[path]!.map(\.steps)), whole = median(runs[path]!.map(\.whole))
+                model.setInferencePrecision(.fp32, scope: .generation)
+                let fp32Steps = median(runs["kernel"]!.map(\.steps))
+                for path in paths {
+                    let roof = DecodeRoofline(config: shape.config, batch: B, prompt: 16, newTokens: 64, machine: machine,
+                                              bytesPerWeight: path.precision.bytesPerWeight)
+                    let steps = median(runs[path.name]!.map(\.steps)), whole = median(runs[path.name]!.map(\.whole))
                     let stepRate = Double(B * 63) / steps, wholeRate = Double(B * 64) / whole
-                    print("\(fmt(Double(B), 5, 0))   \(path.padding(toLength: 8, withPad: " ", startingAt: 0))"
+                    print("\(fmt(Double(B), 5, 0))   \(path.name.padding(toLength: 8, withPad: " ", startingAt: 0))"
                           + "  \(fmt(stepRate, 18, 1))   \(fmt(100 * stepRate / roof.stepTokensPerSecond, 13, 0))"
-                          + "   \(fmt(wholeRate, 16, 1))   \(fmt(100 * wholeRate / roof.wholeTokensPerSecond, 13, 0))")
+                          + "   \(fmt(wholeRate, 16, 1))   \(fmt(100 * wholeRate / roof.wholeTokensPerSecond, 13, 0))"
+                          + "   \(fmt(fp32Steps / steps, 14, 2))")
+                    if path.name == "kernel" || path.precision != .fp32 {
+                        print("        roofline  \(fmt(roof.stepTokensPerSecond, 18, 1))                   \(fmt(roof.wholeTokensPerSecond, 16, 1))"
+                              + "   (\(path.precision.rawValue): \(roof.note))")
+                    }
                 }
-                print("        roofline  \(fmt(roof.stepTokensPerSecond, 18, 1))                   \(fmt(roof.wholeTokensPerSecond, 16, 1))"
-                      + "   (\(roof.note))")
             }
         }
     }
@@ -145,7 +187,10 @@ struct MachineRoofline {
     }
 
     /// GB/s of weights a product with `rows` rows can reach: bandwidth, or the peak at m/2 flops per byte.
-    func weightRate(rows m: Int) -> Double { min(bandwidth, peak * 2 / Double(m)) }
+    func weightRate(rows m: Int) -> Double { weightRate(rows: m, bytesPerWeight: 4) }
+
+    /// The same for weights stored in `bytesPerWeight` bytes (GB/s of those bytes): 2m flops per weight.
+    func weightRate(rows m: Int, bytesPerWeight: Double) -> Double { min(bandwidth, peak * bytesPerWeight / (2 * Double(m))) }
 }
 
 /// What bandwidth and the sgemm peak allow for `generate` with a KV cache: each decoding step reads
@@ -156,7 +201,8 @@ struct DecodeRoofline {
     let wholeTokensPerSecond: Double
     let note: String
 
-    init(config c: ModelConfig, batch B: Int, prompt P: Int, newTokens: Int, machine: MachineRoofline) {
+    init(config c: ModelConfig, batch B: Int, prompt P: Int, newTokens: Int, machine: MachineRoofline,
+         bytesPerWeight w: Double = 4) {
         let C = Double(c.hiddenSize), F = Double(c.intermediateSize)
         let q = Double(c.heads * c.headDim), kv = Double(c.kvHeads * c.headDim), L = Double(c.layers)
         let perLayer = c.family == .gpt2 ? C * 3 * C + C * C + 2 * C * F : C * q + 2 * C * kv + q * C + 3 * C * F
@@ -165,17 +211,17 @@ struct DecodeRoofline {
         let b = Double(B)
         // One step at cache length S: weights and cache read, matmul and attention flops.
         func limits(_ S: Double) -> (memory: Double, compute: Double) {
-            let bytes = 4 * (layerWeights + head) + 4 * L * b * S * 2 * kv
+            let bytes = w * (layerWeights + head) + 4 * L * b * S * 2 * kv
             let flops = 2 * b * (layerWeights + head) + L * b * 4 * S * q
             return (bytes / bw, flops / peak)
         }
         func step(_ S: Double) -> Double { let l = limits(S); return max(l.memory, l.compute) }
         let steps = (1..<newTokens).map { step(Double(P + $0)) }.reduce(0, +)
         let rows = b * Double(P)
-        let prefill = max(4 * layerWeights / bw, 2 * rows * layerWeights / peak) + max(4 * head / bw, 2 * b * head / peak)
+        let prefill = max(w * layerWeights / bw, 2 * rows * layerWeights / peak) + max(w * head / bw, 2 * b * head / peak)
         stepTokensPerSecond = b * Double(newTokens - 1) / steps
         wholeTokensPerSecond = b * Double(newTokens) / (prefill + steps)
-        let weightsMB = 4 * (layerWeights + head) / 1e6
+        let weightsMB = w * (layerWeights + head) / 1e6
         let middle = limits(Double(P + newTokens / 2))
         note = "\(fmt(weightsMB, 0, 0)) MB of weights per step; a step is "
             + (middle.compute > middle.memory ? "compute-bound" : "bandwidth-bound")

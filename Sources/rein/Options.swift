@@ -2,6 +2,7 @@ import ArgumentParser
 import Checkpoints
 import Foundation
 import Generation
+import NN
 import TensorCore
 
 /// `--model PATH`, loaded with a one-line summary on stderr.
@@ -9,17 +10,27 @@ struct ModelOption: ParsableArguments {
     @Option(help: ArgumentHelp("A Hugging Face model directory or a .gguf file.", valueName: "path"))
     var model: String
 
+    @Option(help: "Weights for the forward passes: fp32, or an inference copy in bf16 or q8_0 (GGUF's 8-bit blocks).")
+    var precision: WeightPrecision = .fp32
+
     func load() throws -> LanguageModel {
         let clock = ContinuousClock()
         let start = clock.now
         let lm = try LanguageModel.load(model)
+        lm.model.setInferencePrecision(precision, scope: .everyForward)
         let c = lm.model.config
+        let copy = lm.model.inferenceWeights.map { w in
+            "; \(precision.rawValue) copy \(fmt(Double(w.byteCount) / 1e6, 0, 0)) MB"
+                + (w.keptInFP32.isEmpty ? "" : " (\(w.keptInFP32.count) matrices kept fp32: inputs not a multiple of 32)")
+        } ?? ""
         Terminal.note("loaded \(model): \(c.family.rawValue), \(c.layers) layers, "
                       + "\(fmt(Double(lm.model.arena.parameterCount) / 1e6, 0, 1))M parameters, "
-                      + "context \(c.maxPositions) (\(fmt(seconds(clock.now - start), 0, 2)) s)")
+                      + "context \(c.maxPositions)\(copy) (\(fmt(seconds(clock.now - start), 0, 2)) s)")
         return lm
     }
 }
+
+extension WeightPrecision: ExpressibleByArgument {}
 
 /// `--threads N`, for the commands that run a model.
 struct ThreadOptions: ParsableArguments {

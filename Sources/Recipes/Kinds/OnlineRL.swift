@@ -65,6 +65,7 @@ struct RolloutScorer {
         }
         let reward = try c.load(role: "reward_model")
         guard reward.model.scoreHead != nil else { throw RunnerError("reward_model: the model has no score head (train it with kind: reward)") }
+        reward.model.setInferencePrecision(rollout.rewardPrecision ?? .fp32, scope: .everyForward)
         let stats = try rewardStats(c, rollout: rollout)
         // The same tokenizer: score the policy's token ids directly; otherwise re-tokenize the text.
         let probe = "The quick brown fox, 12 + 30 = 42."
@@ -134,6 +135,7 @@ struct OnlineRLLoop {
     static let policyKey = "policy", policyOptimizerKey = "policy_optimizer"
 
     func engine() throws -> RolloutEngine {
+        c.model.setInferencePrecision(rollout.rolloutPrecision ?? .fp32, scope: .generation)
         let opts = RolloutOptions(temperature: Float(rollout.temperature), topK: rollout.topK.flatMap { $0 > 0 ? $0 : nil },
                                   topP: rollout.topP.map(Float.init), responseLength: rollout.responseLength,
                                   samplesPerPrompt: samplesPerPrompt, seed: c.args.seed)
@@ -165,6 +167,7 @@ struct OnlineRLLoop {
         opts.samplesPerPrompt = 1
         opts.seed = c.args.seed &+ 0x5EED
         let e = try RolloutEngine(lm: c.lm, options: opts)
+        c.model.refreshInferenceWeights()
         var scoreSum = 0.0, goldSum = 0.0, kl = 0.0, tokens = 0
         let world = ProcessGroup.world
         let mine = shareRange(count: prompts.count, rank: world.rank, size: world.size)
@@ -305,6 +308,7 @@ extension StageKinds {
         let scorer = try RolloutScorer.make(c, rollout: config.rollout)
         let lora = c.model.loraConfig != nil
         let reference = lora && c.models["ref_model"] == nil ? nil : try c.load(role: "ref_model").model
+        reference?.setInferencePrecision(config.rollout.refPrecision ?? .fp32, scope: .everyForward)
         let valueModel: DecoderModel
         if config.sharedValueHead {
             guard c.models["value_model"] == nil else {
@@ -397,6 +401,7 @@ extension StageKinds {
         while update < total {
             let started = DispatchTime.now().uptimeNanoseconds
             let indices = order.next(batchRows)
+            c.model.refreshInferenceWeights()   // the rollout copy samples with the weights of the last update
             let (batch, scores) = try loop.sampleAndScore(engine, prompts: prompts, indices: indices, step: update + 1) {
                 try scorer.scores($0, pad: engine.padId, chunk: s.forwardBatchSize)
             }
@@ -463,6 +468,7 @@ extension StageKinds {
         let scorer = try RolloutScorer.make(c, rollout: config.rollout)
         let lora = c.model.loraConfig != nil
         let reference = beta == 0 || (lora && c.models["ref_model"] == nil) ? nil : try c.load(role: "ref_model").model
+        reference?.setInferencePrecision(config.rollout.refPrecision ?? .fp32, scope: .everyForward)
         let objective = CriticFreeObjective(estimator: estimator, groupSize: G, beta: Float(beta),
                                             epsilonLow: Float(config.epsilon), lossType: try GRPOLossType(setting: config.lossType),
                                             maxCompletionLength: config.rollout.responseLength,
@@ -500,6 +506,7 @@ extension StageKinds {
         while update < total {
             let started = DispatchTime.now().uptimeNanoseconds
             let indices = order.next(rows / G)
+            c.model.refreshInferenceWeights()   // the rollout copy samples with the weights of the last update
             let sampled = try loop.sampleAndScore(engine, prompts: prompts, indices: indices, step: update + 1) {
                 try scorer.scores($0, pad: engine.padId, chunk: s.forwardBatchSize)
             }

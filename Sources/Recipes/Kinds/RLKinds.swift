@@ -1,5 +1,6 @@
 import Alignment
 import Foundation
+import TensorCore
 import Yams
 
 /// The RL kinds. Their keys, roles and ranges are declared so that recipes can be checked (and a
@@ -18,6 +19,9 @@ extension StageKinds {
         KeySpec("reward_clip", .number(.above(0))),
         KeySpec("eval_judge", .string),
         KeySpec("export_steps", .integer(.atLeast(0))),
+        KeySpec("rollout_precision", .choice(WeightPrecision.allCases.map(\.rawValue))),
+        KeySpec("ref_precision", .choice(WeightPrecision.allCases.map(\.rawValue))),
+        KeySpec("reward_precision", .choice(WeightPrecision.allCases.map(\.rawValue))),
     ]
 
     /// `eval_judge` names a judge Rein has (checked before anything runs).
