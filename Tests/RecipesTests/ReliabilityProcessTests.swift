@@ -243,7 +243,12 @@ func killMinusNineAtRandomInstantsOfEveryStageKindThenRerunsEndAsAnUninterrupted
             }
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
-            guard process.terminationReason == .uncaughtSignal else { continue }   // it had just finished
+            guard process.terminationReason == .uncaughtSignal else {
+                // It finished on its own before the kill (the last stage can end within the random
+                // wait): the run is complete, and another `rein run` would start a second one.
+                try #require(process.terminationStatus == 0, "chain \(chains): a run failed (status \(process.terminationStatus))")
+                break
+            }
             kills += 1
             // A killed run leaves its stage `running`: where the kill landed.
             for stage in runningStages(storePath) { killedIn[stage, default: 0] += 1 }
